@@ -1,0 +1,219 @@
+"""`lightning_qa`: LightningCLI for fit/validate/test/predict, plus our own non-Trainer subcommands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import torch
+import transformers
+from jsonargparse import Namespace
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    ModelCheckpoint,
+    RichModelSummary,
+    RichProgressBar,
+)
+from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_qa.data import SquadDataModule
+from lightning_qa.export import ExportBestModel, materialize
+from lightning_qa.io import DataError
+from lightning_qa.model import QAModel, gather_objects
+
+RUN_ENV = "LIGHTNING_QA_RUN"
+
+SUBCOMMANDS = {
+    "fit": "Fine-tune a model (validating every epoch when validation data is set).",
+    "validate": "Score a model or checkpoint on the validation set (SQuAD exact match / F1).",
+    "test": "Score a model or checkpoint on the test set.",
+    "predict": "Answer questions from a file or --data.question/--data.context; writes JSON Lines.",
+    "evaluate": "Score a {id: answer} predictions file against a SQuAD dataset, like the official scripts.",
+    "export": "Write a checkpoint as a Hugging Face model directory.",
+}
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Decode every example once all its windows are in, and write one JSON record per example.
+
+    Records: {"id", "answer", "score", "start", "end"}; `start`/`end` are character offsets into the
+    context (answer == context[start:end]) and `score` is the probability of the answer among the
+    example's n-best candidate spans (softmax of start+end logits over those spans).
+    """
+
+    def __init__(self, output_file: str | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output_file = output_file
+        self.outputs: list[dict[str, Any]] = []
+
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.outputs = []
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.outputs.append(prediction)
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: QAModel) -> None:
+        answers = gather_objects(pl_module.decode(self.outputs))
+        self.outputs = []
+        if not trainer.is_global_zero:
+            return
+        answers.sort(key=lambda a: a["example_index"])
+        records = [
+            {
+                "id": a["id"],
+                "answer": a["answer"],
+                "score": a["probability"],
+                "start": a["start"],
+                "end": a["end"],
+            }
+            for a in answers
+        ]
+        path = self.output_file or os.path.join(trainer.log_dir or ".", "predictions.jsonl")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(f"{path}.tmp", path)
+        if len(records) == 1:
+            print(json.dumps(records[0], ensure_ascii=False))
+        rank_zero_info(f"Wrote {len(records)} prediction(s) to {path}")
+
+
+class QACLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.link_arguments("model.model_name_or_path", "data.model_name_or_path")
+        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+        parser.link_arguments("data.version_2_with_negative", "model.version_2_with_negative")
+        parser.add_argument(
+            "--predictions_file",
+            type=str | None,
+            default=None,
+            help="predict: JSON Lines output (default <run dir>/predictions.jsonl)",
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/f1",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand]
+        if cfg.trainer.logger in (None, True):
+            cfg.trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.CSVLogger",
+                init_args=Namespace(
+                    save_dir=cfg.trainer.default_root_dir,
+                    name="",
+                    version=run_name(cfg.trainer.default_root_dir),
+                ),
+            )
+        ckpt = cfg.get("ckpt_path")
+        if self.subcommand != "fit" and ckpt and os.path.isfile(ckpt):
+            # the checkpoint carries config + tokenizer: the base model need not exist any more
+            model_dir = materialize(ckpt)
+            cfg.model.model_name_or_path = cfg.data.model_name_or_path = model_dir
+            cfg.model.pretrained = False
+        if self.subcommand == "predict":
+            self.trainer_defaults_callbacks = [PredictionWriter(cfg.get("predictions_file"))]
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        extra: list[Callback] = [RichModelSummary(max_depth=2), ExportBestModel()]
+        if (
+            kwargs.get(
+                "enable_progress_bar", self.config_init[self.subcommand].trainer.get("enable_progress_bar")
+            )
+            is not False
+        ):
+            extra.append(RichProgressBar(leave=True))
+        extra += getattr(self, "trainer_defaults_callbacks", [])
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + extra
+        trainer = super().instantiate_trainer(**kwargs)
+        cb = trainer.checkpoint_callback
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath is None and trainer.log_dir:
+            cb.dirpath = trainer.log_dir  # checkpoints/<run>/best.ckpt, last.ckpt
+        return trainer
+
+
+def run_name(root: str) -> str:
+    """Next free `version_N` under `root`, shared with DDP child processes through the environment."""
+    if os.environ.get(RUN_ENV):
+        return os.environ[RUN_ENV]
+    n = 0
+    while os.path.exists(os.path.join(root, f"version_{n}")):
+        n += 1
+    os.environ[RUN_ENV] = name = f"version_{n}"
+    return name
+
+
+def print_help() -> None:
+    print("usage: lightning_qa {" + ",".join(SUBCOMMANDS) + "} ...\n")
+    print("Fine-tune, evaluate and serve extractive question answering models (SQuAD).\n\nsubcommands:")
+    for name, text in SUBCOMMANDS.items():
+        print(f"  {name:<10} {text}")
+    print("\nRun `lightning_qa SUBCOMMAND --help` for the options of one subcommand.")
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point: dispatch non-Trainer subcommands, run LightningCLI for the rest, and turn bad input
+    into one clear error line (exit status 2) instead of a traceback (`--verbose` keeps it)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    if args is None and not verbose:
+        args = None  # let LightningCLI read sys.argv itself
+    else:
+        args = argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print_help()
+        return None
+    if argv[0] == "evaluate":
+        from lightning_qa.evaluate import main as evaluate_main
+
+        evaluate_main(argv[1:])
+        return None
+    if argv[0] == "export":
+        from lightning_qa.export import main as export_main
+
+        export_main(argv[1:])
+        return None
+    torch.set_float32_matmul_precision("high")
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("lightning_qa").setLevel(logging.INFO)
+    try:
+        QACLI(
+            QAModel,
+            SquadDataModule,
+            args=args,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"default_root_dir": "checkpoints"},
+            parser_kwargs={"prog": "lightning_qa"},
+        )
+    except (DataError, ValueError, FileNotFoundError, OSError) as e:
+        if verbose:
+            raise
+        lines = (
+            e.lines()
+            if isinstance(e, DataError)
+            else [str(e).splitlines()[0] if str(e) else type(e).__name__]
+        )
+        for line in lines:
+            print(f"lightning_qa: error: {line}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

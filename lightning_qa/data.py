@@ -1,0 +1,577 @@
+"""SQuAD data: files or hub -> examples -> tokenized windows (features) -> padded batches.
+
+The feature functions are pure and module-level so they are tested on their own; `SquadDataModule`
+only wires them to `datasets` (loading, `map`, on-disk cache) and to DataLoaders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from lightning_qa.io import read_examples
+
+log = logging.getLogger(__name__)
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def load_tokenizer(model_name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Load the fast tokenizer and undo sentence-embedding style fixed padding/truncation baked into
+    some `tokenizer.json` files (they would silently cut every context to 128 tokens)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{model_name_or_path}: a fast tokenizer is required (offset mapping)")
+    tokenizer.backend_tokenizer.no_padding()
+    tokenizer.backend_tokenizer.no_truncation()
+    return tokenizer
+
+
+def check_lengths(
+    tokenizer: PreTrainedTokenizerBase, max_seq_length: int, doc_stride: int, max_question_length: int
+) -> None:
+    """Fail early, with one message, on window settings the tokenizer would reject mid-run."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    room = max_seq_length - max_question_length - specials
+    problems = []
+    if room <= 0:
+        problems.append(
+            f"max_seq_length ({max_seq_length}) must exceed max_question_length ({max_question_length}) "
+            f"+ {specials} special tokens"
+        )
+    elif doc_stride >= room:
+        problems.append(
+            f"doc_stride ({doc_stride}) must be smaller than max_seq_length - max_question_length - special tokens "
+            f"({max_seq_length} - {max_question_length} - {specials} = {room})"
+        )
+    if doc_stride < 0:
+        problems.append(f"doc_stride ({doc_stride}) must be >= 0")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def truncate_questions(
+    questions: list[str], tokenizer: PreTrainedTokenizerBase, max_question_length: int
+) -> tuple[list[str], int]:
+    """Left-strip questions and cut those longer than `max_question_length` tokens at a token boundary.
+
+    Without this a long question leaves no room for the context and the tokenizer panics.
+    """
+    questions = [q.lstrip() for q in questions]
+    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    cut = 0
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        if len(offsets) > max_question_length:
+            questions[i] = questions[i][: offsets[max_question_length - 1][1]]
+            cut += 1
+    return questions, cut
+
+
+def _answer_span(
+    offsets: Sequence[Sequence[int]], ctx_start: int, ctx_end: int, start_char: int, end_char: int
+) -> tuple[int, int] | None:
+    """Token span [start, end] covering characters [start_char, end_char) inside context tokens
+    ctx_start..ctx_end, or None when the answer is not wholly inside this window."""
+    if offsets[ctx_start][0] > start_char or offsets[ctx_end][1] < end_char:
+        return None
+    starts = [o[0] for o in offsets[ctx_start : ctx_end + 1]]
+    ends = [o[1] for o in offsets[ctx_start : ctx_end + 1]]
+    # last token starting at or before start_char; first token ending at or after end_char
+    start = ctx_start + bisect_right(starts, start_char) - 1
+    end = ctx_start + bisect_left(ends, end_char)
+    return start, min(end, ctx_end)
+
+
+def prepare_features(
+    examples: dict[str, list],
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int = 384,
+    doc_stride: int = 128,
+    max_question_length: int = 64,
+    for_eval: bool = False,
+) -> dict[str, list]:
+    """Tokenize a batch of examples into overlapping windows (features).
+
+    Every feature gets `start_positions`/`end_positions` when the example has answers: the token span of
+    the first answer, or the CLS index when it is not wholly inside the window (and for unanswerable
+    questions). Evaluation features also keep what decoding needs: `example_index` (row of the example in
+    its table), `offsets` (character span of each context token, [-1, -1] elsewhere), `cls_index`, and the
+    example's id, context and gold answer texts, so a batch is self-contained.
+    """
+    pad_on_right = tokenizer.padding_side == "right"
+    questions, _ = truncate_questions(list(examples["question"]), tokenizer, max_question_length)
+    contexts = examples["context"]
+    enc = tokenizer(
+        questions if pad_on_right else contexts,
+        contexts if pad_on_right else questions,
+        truncation="only_second" if pad_on_right else "only_first",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    context_id = 1 if pad_on_right else 0
+    answers = examples.get("answers")
+    out: dict[str, list] = {k: enc[k] for k in MODEL_INPUTS if k in enc}
+    out["start_positions"], out["end_positions"], out["cls_index"] = [], [], []
+    if for_eval:
+        for key in ("example_index", "offsets", "example_id", "context", "answer_texts"):
+            out[key] = []
+    base_index = examples["__index__"] if "__index__" in examples else None
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        ex = enc["overflow_to_sample_mapping"][i]
+        seq_ids = enc.sequence_ids(i)
+        cls_index = (
+            enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id is not None else 0
+        )
+        ctx_start = seq_ids.index(context_id)
+        ctx_end = len(seq_ids) - 1 - seq_ids[::-1].index(context_id)
+        span = None
+        if answers is not None and answers[ex]["text"]:
+            start_char = answers[ex]["answer_start"][0]
+            span = _answer_span(
+                offsets, ctx_start, ctx_end, start_char, start_char + len(answers[ex]["text"][0])
+            )
+        out["start_positions"].append(span[0] if span else cls_index)
+        out["end_positions"].append(span[1] if span else cls_index)
+        out["cls_index"].append(cls_index)
+        if for_eval:
+            out["example_index"].append(base_index[ex] if base_index is not None else ex)
+            out["offsets"].append(
+                [list(o) if s == context_id else [-1, -1] for o, s in zip(offsets, seq_ids, strict=False)]
+            )
+            out["example_id"].append(examples["id"][ex])
+            out["context"].append(contexts[ex])
+            out["answer_texts"].append(list(answers[ex]["text"]) if answers is not None else [])
+    if answers is None and not for_eval:
+        raise ValueError("training features need answers")
+    return out
+
+
+def collate(
+    features: list[dict[str, Any]], pad_token_id: int = 0, pad_to_multiple_of: int | None = 8
+) -> dict[str, Any]:
+    """Pad a list of features to the longest one (rounded up to `pad_to_multiple_of`), on the right.
+
+    Right padding keeps labels, `cls_index` and offsets valid as stored, whatever the tokenizer's side.
+    """
+    length = max(len(f["input_ids"]) for f in features)
+    if pad_to_multiple_of:
+        length = math.ceil(length / pad_to_multiple_of) * pad_to_multiple_of
+    batch: dict[str, Any] = {}
+    for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
+        if key in features[0]:
+            batch[key] = torch.tensor([f[key] + [pad] * (length - len(f[key])) for f in features])
+    for key in ("start_positions", "end_positions", "cls_index", "example_index", "feature_index"):
+        if key in features[0]:
+            batch[key] = torch.tensor([f[key] for f in features])
+    if "offsets" in features[0]:
+        batch["offsets"] = torch.tensor(
+            [f["offsets"] + [[-1, -1]] * (length - len(f["offsets"])) for f in features]
+        )
+        for key in ("example_id", "context", "answer_texts"):
+            batch[key] = [f[key] for f in features]
+    return batch
+
+
+class Collator:
+    """Picklable collate function (DataLoader workers need one)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None) -> None:
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        return collate(features, self.pad_token_id, self.pad_to_multiple_of)
+
+
+class ExampleShardSampler(DistributedSampler):
+    """Evaluation sampler: each rank gets whole examples (all their windows), each example exactly once,
+    in order of decreasing length so that dynamic padding wastes little.
+
+    Being a `DistributedSampler`, Lightning keeps it instead of injecting its own, which would duplicate
+    features to even out ranks and split an example's windows across devices.
+    """
+
+    def __init__(
+        self, example_index: Sequence[int], lengths: Sequence[int], num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        self.num_replicas, self.rank = num_replicas, rank
+        n_examples = (max(example_index) + 1) if len(example_index) else 0
+        lo, hi = n_examples * rank // num_replicas, n_examples * (rank + 1) // num_replicas
+        mine = [i for i, e in enumerate(example_index) if lo <= e < hi]
+        self.indices = sorted(mine, key=lambda i: -lengths[i])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Training sampler: shuffled buckets of similar length, so batches carry little padding while the
+    epoch order stays random. Seeded by (seed, epoch), so a resumed run draws the same order."""
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int = 42, bucket_batches: int = 50
+    ) -> None:
+        self.lengths, self.batch_size, self.seed, self.bucket_batches = (
+            lengths,
+            batch_size,
+            seed,
+            bucket_batches,
+        )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        size = self.batch_size * self.bucket_batches
+        batches = []
+        for b in range(0, len(order), size):
+            bucket = sorted(order[b : b + size], key=lambda i: self.lengths[i])
+            batches += [bucket[j : j + self.batch_size] for j in range(0, len(bucket), self.batch_size)]
+        # only the final bucket can end in a short batch: keep it last so the DataLoader's chunks of
+        # batch_size line up with these batches
+        full = [b for b in batches if len(b) == self.batch_size]
+        rng.shuffle(full)
+        return iter([i for batch in full + [b for b in batches if len(b) < self.batch_size] for i in batch])
+
+
+def split_by_context(
+    examples: datasets.Dataset, fraction: float, seed: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Hold out whole articles (by title, else by context): questions sharing a context never straddle."""
+    keys = (
+        examples["title"]
+        if "title" in examples.column_names and all(examples["title"])
+        else examples["context"]
+    )
+    groups = sorted(set(keys))
+    random.Random(seed).shuffle(groups)
+    held = set(groups[: max(1, round(len(groups) * fraction))])
+    val = [i for i, k in enumerate(keys) if k in held]
+    train = [i for i, k in enumerate(keys) if k not in held]
+    return examples.select(train), examples.select(val)
+
+
+def _with_feature_index(features: datasets.Dataset, split: str) -> datasets.Dataset:
+    """Evaluation features carry their row number, which identifies a window across devices."""
+    if split == "train":
+        return features
+    return features.add_column("feature_index", list(range(len(features))))
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _file_signature(path: str) -> list:
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+class SquadDataModule(LightningDataModule):
+    """SQuAD v1.1 / v2.0 data from the Hugging Face hub or local files.
+
+    Args:
+        model_name_or_path: Tokenizer to use (linked to `--model.model_name_or_path` by the CLI).
+        dataset_name: Hub dataset, e.g. "squad" or "squad_v2". Ignored for splits given as files.
+        dataset_config_name: Hub dataset configuration name.
+        train_file: SQuAD JSON or JSON Lines file for training.
+        validation_file: File for validation (scored with SQuAD exact match / F1).
+        test_file: File for `lightning_qa test`.
+        predict_file: File for `lightning_qa predict` (answers optional).
+        question: A single question to predict (with `context`) instead of `predict_file`.
+        context: The context for `question`.
+        version_2_with_negative: SQuAD 2.0: some questions have no answer.
+        validation_split: With only a training set, hold out this fraction of its articles for validation.
+        max_train_samples: Keep only the first N training examples (all their windows).
+        max_eval_samples: Keep only the first N validation/test examples.
+        max_predict_samples: Keep only the first N examples to predict.
+        max_seq_length: Tokens per window (question + context + special tokens).
+        doc_stride: Tokens of overlap between consecutive windows of a long context.
+        max_question_length: Questions longer than this many tokens are truncated (with a warning).
+        train_batch_size: Windows per training batch (per device).
+        eval_batch_size: Windows per validation/test/predict batch (per device).
+        num_workers: DataLoader worker processes.
+        pad_to_multiple_of: Round each batch's padded length up to a multiple of this (None: no rounding).
+        group_by_length: Batch training windows of similar length together (shuffled buckets).
+        cache_dir: Where tokenized features are cached (default ~/.cache/lightning_qa).
+        seed: Seed for the validation split and the length-grouped sampler.
+        trust_remote_code: Allow tokenizers with custom code from the hub (off: never run foreign code silently).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = "distilbert/distilbert-base-uncased",
+        dataset_name: str | None = None,
+        dataset_config_name: str | None = None,
+        train_file: str | None = None,
+        validation_file: str | None = None,
+        test_file: str | None = None,
+        predict_file: str | None = None,
+        question: str | None = None,
+        context: str | None = None,
+        version_2_with_negative: bool = False,
+        validation_split: float | None = None,
+        max_train_samples: int | None = None,
+        max_eval_samples: int | None = None,
+        max_predict_samples: int | None = None,
+        max_seq_length: int = 384,
+        doc_stride: int = 128,
+        max_question_length: int = 64,
+        train_batch_size: int = 16,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        pad_to_multiple_of: int | None = 8,
+        group_by_length: bool = False,
+        cache_dir: str | None = None,
+        seed: int = 42,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "lightning_qa")
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self.features: dict[str, datasets.Dataset] = {}
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        if self._tokenizer is None:
+            hp = self.hparams
+            self._tokenizer = load_tokenizer(hp.model_name_or_path, hp.trust_remote_code)
+            check_lengths(self._tokenizer, hp.max_seq_length, hp.doc_stride, hp.max_question_length)
+        return self._tokenizer
+
+    # -- examples ---------------------------------------------------------------------------------------
+    def _split_source(self, split: str) -> str | None:
+        hp = self.hparams
+        return {
+            "train": hp.train_file,
+            "validation": hp.validation_file,
+            "test": hp.test_file,
+            "predict": hp.predict_file,
+        }[split]
+
+    def load_examples(self, split: str) -> datasets.Dataset | None:
+        """Examples of one split (id, title, question, context, answers), or None if not configured."""
+        hp = self.hparams
+        if split == "predict" and hp.question is not None:
+            if not hp.context:
+                raise ValueError("--data.question needs --data.context")
+            record = {"id": "0", "title": "", "question": hp.question, "context": hp.context}
+            return datasets.Dataset.from_list([{**record, "answers": {"text": [], "answer_start": []}}])
+        if self._holds_out_validation() and split in ("train", "validation"):
+            full = datasets.Dataset.from_list(read_examples(hp.train_file, need_answers=True))
+            train, val = split_by_context(full, hp.validation_split, hp.seed)
+            examples = train if split == "train" else val
+        elif (path := self._split_source(split)) is not None:
+            examples = datasets.Dataset.from_list(read_examples(path, need_answers=split != "predict"))
+        elif hp.dataset_name is not None and split != "predict":
+            hub_split = "validation" if split == "test" else split  # SQuAD publishes no test answers
+            examples = datasets.load_dataset(hp.dataset_name, hp.dataset_config_name, split=hub_split)
+        else:
+            return None
+        limit = self._limit(split)
+        if limit is not None:
+            examples = examples.select(range(min(limit, len(examples))))
+        return examples
+
+    def _limit(self, split: str) -> int | None:
+        hp = self.hparams
+        return {"train": hp.max_train_samples, "predict": hp.max_predict_samples}.get(
+            split, hp.max_eval_samples
+        )
+
+    def _holds_out_validation(self) -> bool:
+        hp = self.hparams
+        return bool(hp.validation_split) and hp.train_file is not None and hp.validation_file is None
+
+    # -- features ---------------------------------------------------------------------------------------
+    def _fingerprint(self, split: str) -> str:
+        hp = self.hparams
+        source = self._split_source(split)
+        source_sig = (
+            _file_signature(source)
+            if source and os.path.exists(source)
+            else [hp.dataset_name, hp.dataset_config_name]
+        )
+        if self._holds_out_validation() and split in ("train", "validation"):
+            source_sig = [_file_signature(hp.train_file), hp.validation_split, hp.seed]
+        tok = self.tokenizer
+        return _fingerprint(
+            "v1",
+            split,
+            source_sig,
+            tok.name_or_path,
+            tok.vocab_size,
+            type(tok).__name__,
+            tok.padding_side,
+            hp.max_seq_length,
+            hp.doc_stride,
+            hp.max_question_length,
+            self._limit(split),
+            datasets.__version__,
+        )
+
+    def _build_features(self, split: str) -> datasets.Dataset | None:
+        hp = self.hparams
+        if split == "predict" and hp.question is not None:
+            cache_file = None  # one ad-hoc question: nothing worth caching
+        else:
+            cache_file = os.path.join(self.cache_dir, "features", f"{split}-{self._fingerprint(split)}.arrow")
+            if os.path.exists(cache_file):
+                return _with_feature_index(datasets.Dataset.from_file(cache_file), split)
+        examples = self.load_examples(split)
+        if examples is None:
+            return None
+        examples = examples.add_column("__index__", list(range(len(examples))))
+        for_eval = split != "train"
+        questions = examples["question"]
+        _, cut = truncate_questions(questions, self.tokenizer, hp.max_question_length)
+        if cut:
+            log.warning(
+                f"{split}: {cut} question(s) longer than max_question_length={hp.max_question_length} tokens were truncated"
+            )
+        if cache_file:
+            os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        features = examples.map(
+            prepare_features,
+            batched=True,
+            batch_size=256,
+            remove_columns=examples.column_names,
+            fn_kwargs=dict(
+                tokenizer=self.tokenizer,
+                max_seq_length=hp.max_seq_length,
+                doc_stride=hp.doc_stride,
+                max_question_length=hp.max_question_length,
+                for_eval=for_eval,
+            ),
+            cache_file_name=cache_file,
+            new_fingerprint=self._fingerprint(split) if cache_file else None,
+            desc=f"Tokenizing {split}",
+        )
+        return _with_feature_index(features, split)
+
+    def _stages(self, stage: str | None) -> list[str]:
+        return {
+            "fit": ["train", "validation"],
+            "validate": ["validation"],
+            "test": ["test"],
+            "predict": ["predict"],
+            None: ["train", "validation", "test", "predict"],
+        }[stage]
+
+    def prepare_data(self) -> None:
+        """Tokenize once per machine (local rank 0); `setup` on every rank then reads the cache."""
+        stage = self.trainer.state.fn.value if self.trainer is not None and self.trainer.state.fn else None
+        for split in self._stages(stage):
+            if split == "predict" and self.hparams.question is not None:
+                continue
+            self._build_features(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in self._stages(stage):
+            if split not in self.features:
+                built = self._build_features(split)
+                if built is not None:
+                    self.features[split] = built
+
+    # -- loaders ----------------------------------------------------------------------------------------
+    def _collator(self) -> Collator:
+        return Collator(self.tokenizer.pad_token_id or 0, self.hparams.pad_to_multiple_of)
+
+    def train_dataloader(self) -> DataLoader:
+        features = self._require("train")
+        sampler = None
+        if self.hparams.group_by_length:
+            sampler = LengthGroupedSampler(
+                [len(x) for x in features["input_ids"]], self.hparams.train_batch_size, self.hparams.seed
+            )
+        model_columns = [
+            c for c in (*MODEL_INPUTS, "start_positions", "end_positions") if c in features.column_names
+        ]
+        return DataLoader(
+            features.select_columns(model_columns),
+            batch_size=self.hparams.train_batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            collate_fn=self._collator(),
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        features = self._require(split)
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        sampler = ExampleShardSampler(
+            features["example_index"], [len(x) for x in features["input_ids"]], world, rank
+        )
+        return DataLoader(
+            features,
+            batch_size=self.hparams.eval_batch_size,
+            sampler=sampler,
+            collate_fn=self._collator(),
+            num_workers=self.hparams.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    def _require(self, split: str) -> datasets.Dataset:
+        if split not in self.features:
+            self.setup(
+                {"train": "fit", "validation": "validate", "test": "test", "predict": "predict"}[split]
+            )
+        if split not in self.features:
+            flag = {
+                "train": "--data.train_file",
+                "validation": "--data.validation_file",
+                "test": "--data.test_file",
+                "predict": "--data.predict_file",
+            }[split]
+            raise ValueError(f"no {split} data: set {flag} (or --data.dataset_name)")
+        return self.features[split]
+
+    def n_examples(self, split: str) -> int:
+        features = self._require(split)
+        return (max(features["example_index"]) + 1) if len(features) else 0
+
+
+def sample_path(name: str) -> str:
+    """Path of a file of the SQuAD-format sample shipped with the package."""
+    return str(Path(__file__).parent / "assets" / "sample" / name)

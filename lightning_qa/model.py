@@ -1,0 +1,280 @@
+"""QAModel: a Hugging Face `AutoModelForQuestionAnswering` trained and evaluated with Lightning.
+
+Evaluation needs nothing from the data module: every batch carries its windows' offsets, example ids,
+contexts and gold answers, and each example's windows arrive on one device (`ExampleShardSampler`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
+
+from lightning_qa import metrics
+from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+
+CKPT_KEY = "lightning_qa"
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class QAModel(LightningModule):
+    """Extractive question answering: start/end logits over the context tokens.
+
+    Args:
+        model_name_or_path: Hugging Face hub name or local directory of the encoder (and its tokenizer).
+        pretrained: Load the weights of `model_name_or_path`; False builds the architecture with fresh
+            weights (the CLI uses this when a checkpoint provides the weights).
+        learning_rate: Peak AdamW learning rate.
+        weight_decay: AdamW weight decay, applied to all weights but biases and LayerNorm weights.
+        warmup_ratio: Fraction of the training steps with a linear warm-up (ignored if warmup_steps > 0).
+        warmup_steps: Number of linear warm-up steps.
+        adam_epsilon: AdamW epsilon.
+        n_best_size: Start and end candidates per window considered when decoding.
+        max_answer_length: Longest answer, in tokens.
+        version_2_with_negative: SQuAD 2.0: the answer may be "" (linked to the data module's setting).
+        null_score_diff_threshold: Answer "" when null score - best span score exceeds this (SQuAD 2.0).
+        compile: Compile the encoder's forward with torch.compile.
+        trust_remote_code: Allow models with custom code from the hub.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = "distilbert/distilbert-base-uncased",
+        pretrained: bool = True,
+        learning_rate: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.0,
+        warmup_steps: int = 0,
+        adam_epsilon: float = 1e-8,
+        n_best_size: int = 20,
+        max_answer_length: int = 30,
+        version_2_with_negative: bool = False,
+        null_score_diff_threshold: float = 0.0,
+        compile: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if pretrained:
+            self.model = AutoModelForQuestionAnswering.from_pretrained(
+                model_name_or_path, trust_remote_code=trust_remote_code
+            )
+        else:
+            config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+            self.model = AutoModelForQuestionAnswering.from_config(
+                config, trust_remote_code=trust_remote_code
+            )
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        )
+        accepted = inspect.signature(self.model.forward).parameters
+        self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+        # kept outside the module tree so the state dict keeps plain keys
+        object.__setattr__(self, "_compiled", torch.compile(self.model) if compile else None)
+        self._outputs: list[dict[str, Any]] = []
+        self.last_metrics: dict[str, float] = {}
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        inputs = {k: batch[k] for k in self.input_names if k in batch}
+        labels = {k: batch[k] for k in ("start_positions", "end_positions") if k in batch}
+        return (self._compiled or self.model)(**inputs, **labels)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self(batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, Any], prefix: str) -> None:
+        out = self(batch)
+        if getattr(out, "loss", None) is not None:
+            self.log(f"{prefix}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        self._outputs.append(self._candidates(batch, out.start_logits, out.end_logits))
+
+    def _candidates(
+        self, batch: dict[str, Any], start_logits: torch.Tensor, end_logits: torch.Tensor
+    ) -> dict[str, Any]:
+        """Reduce a batch's logits to its windows' n-best spans on the device; keep only those (small)."""
+        cands = feature_candidates(
+            start_logits,
+            end_logits,
+            batch["offsets"],
+            batch["cls_index"],
+            self.hparams.n_best_size,
+            self.hparams.max_answer_length,
+        )
+        return {
+            **{k: v.cpu() for k, v in cands.items()},
+            "example_index": batch["example_index"].cpu(),
+            "example_id": batch["example_id"],
+            "context": batch["context"],
+            "answer_texts": batch["answer_texts"],
+        }
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._outputs = []
+
+    on_test_epoch_start = on_validation_epoch_start
+    on_predict_epoch_start = on_validation_epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        self._score("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._score("test")
+
+    def decode(self, outputs: list[dict[str, Any]]) -> list[dict]:
+        """Per-example answers from collected step outputs (this rank's examples only)."""
+        if not outputs:
+            return []
+        cands = {
+            k: torch.cat([o[k] for o in outputs]) for k in ("start_char", "end_char", "score", "null_score")
+        }
+        example_index = torch.cat([o["example_index"] for o in outputs])
+        merged = merge_windows(example_index, cands, self.hparams.n_best_size)
+        info: dict[int, tuple] = {}
+        for o in outputs:
+            for i, ex in enumerate(o["example_index"].tolist()):
+                info.setdefault(ex, (o["example_id"][i], o["context"][i], o["answer_texts"][i]))
+        contexts = [info[m["example_index"]][1] for m in merged]
+        answers = select_answers(
+            merged, contexts, self.hparams.version_2_with_negative, self.hparams.null_score_diff_threshold
+        )
+        for a in answers:
+            a["id"], _, a["gold"] = info[a["example_index"]]
+        return answers
+
+    def _score(self, prefix: str) -> None:
+        answers = gather_objects(self.decode(self._outputs))
+        self._outputs = []
+        partial = self.trainer.sanity_checking or _limited(self.trainer, prefix)
+        if not answers:
+            return
+        golds = {a["id"]: a["gold"] for a in answers}
+        predictions = {a["id"]: a["answer"] for a in answers}
+        if self.hparams.version_2_with_negative:
+            scores = metrics.squad_v2(golds, predictions)
+            scores.update(
+                metrics.best_thresholds(
+                    golds,
+                    {a["id"]: a["best_non_null"] for a in answers},
+                    {a["id"]: a["null_odds"] for a in answers},
+                )
+            )
+            scores["exact_match"] = scores["exact"]
+        else:
+            scores = metrics.squad_v1(golds, predictions)
+        scores = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+        scores["examples"] = float(len(answers))
+        self.last_metrics = scores
+        if self.trainer.sanity_checking:
+            rank_zero_info(f"Sanity check: decoded and scored {len(answers)} example(s) (not logged).")
+            return
+        for k, v in scores.items():
+            self.log(
+                f"{prefix}/{k}", v, prog_bar=k in ("exact_match", "f1"), sync_dist=False, rank_zero_only=False
+            )
+        if partial:
+            rank_zero_info(
+                f"{prefix}: scored only the {len(answers)} example(s) seen (batches were limited)."
+            )
+        if self.trainer.is_global_zero and self.trainer.log_dir:
+            write_predictions(answers, self.trainer.log_dir, self.hparams.version_2_with_negative)
+
+    # -- prediction ----------------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        out = (self._compiled or self.model)(**{k: batch[k] for k in self.input_names if k in batch})
+        return self._candidates(batch, out.start_logits, out.end_logits)
+
+    # -- optimisation --------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if name.endswith(NO_DECAY) or param.ndim < 2 else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(
+            groups, lr=self.hparams.learning_rate, eps=self.hparams.adam_epsilon, fused=True
+        )
+        total = self.trainer.estimated_stepping_batches
+        warmup = self.hparams.warmup_steps or int(self.hparams.warmup_ratio * total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- self-contained checkpoints ------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the model config and tokenizer files, so a checkpoint alone rebuilds the model offline."""
+        checkpoint[CKPT_KEY] = {
+            "hf_config": self.model.config.to_dict(),
+            "tokenizer_files": tokenizer_files(self.tokenizer),
+            "null_score_diff_threshold": self.hparams.null_score_diff_threshold,
+            "metrics": self.last_metrics,
+        }
+
+
+def _limited(trainer: Any, prefix: str) -> bool:
+    limit = trainer.limit_val_batches if prefix == "val" else trainer.limit_test_batches
+    return limit is not None and limit != 1.0
+
+
+def gather_objects(items: list) -> list:
+    """All ranks' lists concatenated (identical on every rank); a no-op on one process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    everything: list[list | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(everything, items)
+    seen, out = set(), []
+    for part in everything:
+        for item in part or []:
+            if item["id"] not in seen:
+                seen.add(item["id"])
+                out.append(item)
+    return out
+
+
+def write_predictions(answers: list[dict], run_dir: str, version_2: bool) -> None:
+    """The official formats: {id: answer} (and {id: null odds} for v2), so anyone can re-score a run."""
+    os.makedirs(run_dir, exist_ok=True)
+    _write_json(os.path.join(run_dir, "predictions.json"), {a["id"]: a["answer"] for a in answers})
+    if version_2:
+        _write_json(os.path.join(run_dir, "null_odds.json"), {a["id"]: a["null_odds"] for a in answers})
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
+
+
+def tokenizer_files(tokenizer: Any) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {
+            name: open(os.path.join(tmp, name), "rb").read()
+            for name in os.listdir(tmp)
+            if os.path.isfile(os.path.join(tmp, name))
+        }
