@@ -22,11 +22,14 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_qa.data import SquadDataModule
-from lightning_qa.export import ExportBestModel, materialize
+from lightning_qa.export import ExportBestModel, load_checkpoint, materialize
 from lightning_qa.io import DataError
-from lightning_qa.model import QAModel, gather_objects
+from lightning_qa.model import QAModel, answer_probability, gather_objects
 
 RUN_ENV = "LIGHTNING_QA_RUN"
+# settings a checkpoint supplies unless the user sets them: decoding, and tokenization as trained
+CKPT_MODEL_KEYS = ("n_best_size", "max_answer_length", "null_score_diff_threshold")
+CKPT_DATA_KEYS = ("version_2_with_negative", "max_seq_length", "doc_stride", "max_question_length")
 
 SUBCOMMANDS = {
     "fit": "Fine-tune a model (validating every epoch when validation data is set).",
@@ -42,8 +45,9 @@ class PredictionWriter(BasePredictionWriter):
     """Decode every example once all its windows are in, and write one JSON record per example.
 
     Records: {"id", "answer", "score", "start", "end"}; `start`/`end` are character offsets into the
-    context (answer == context[start:end]) and `score` is the probability of the answer among the
-    example's n-best candidate spans (softmax of start+end logits over those spans).
+    context (answer == context[start:end]; 0, 0 for "no answer") and `score` is the probability of the
+    answer among the example's n-best candidate spans, plus the null answer for SQuAD 2.0 (softmax of
+    start+end logits over those).
     """
 
     def __init__(self, output_file: str | None = None) -> None:
@@ -62,20 +66,22 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: QAModel) -> None:
         answers = gather_objects(pl_module.decode(self.outputs))
         self.outputs = []
+        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
         if not trainer.is_global_zero:
             return
         answers.sort(key=lambda a: a["example_index"])
+        v2 = pl_module.hparams.version_2_with_negative
         records = [
             {
                 "id": a["id"],
                 "answer": a["answer"],
-                "score": a["probability"],
-                "start": a["start"],
-                "end": a["end"],
+                "score": answer_probability(a, v2),
+                "start": 0 if a["no_answer"] else a["start"],
+                "end": 0 if a["no_answer"] else a["end"],
             }
             for a in answers
         ]
-        path = self.output_file or os.path.join(trainer.log_dir or ".", "predictions.jsonl")
+        path = self.output_file or os.path.join(run_dir or ".", "predictions.jsonl")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(f"{path}.tmp", "w", encoding="utf-8") as f:
             for r in records:
@@ -111,6 +117,30 @@ class QACLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """Take a checkpoint's model and tokenization settings as defaults for validate/test/predict.
+
+        Lightning's own version lets the checkpoint's hyperparameters override explicit arguments; here a
+        value the user set (command line or config file, i.e. different from the default) wins. `fit`
+        resumes with the run's own config, as given.
+        """
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub else None
+        ckpt = cfg.get("ckpt_path") if cfg else None
+        if sub == "fit" or not ckpt or not os.path.isfile(ckpt):
+            return
+        checkpoint = load_checkpoint(ckpt)
+        defaults = self._subcommand_parsers[sub].get_defaults()
+        sections = (
+            ("model", checkpoint.get("hyper_parameters", {}), CKPT_MODEL_KEYS),
+            ("data", checkpoint.get("datamodule_hyper_parameters", {}), CKPT_DATA_KEYS),
+        )
+        for section, stored, keys in sections:
+            for key in keys:
+                if key in stored and cfg[section][key] == defaults[section][key]:
+                    cfg[section][key] = stored[key]
+        cfg.model.version_2_with_negative = cfg.data.version_2_with_negative
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand]

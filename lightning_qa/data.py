@@ -325,6 +325,8 @@ class SquadDataModule(LightningDataModule):
         cache_dir: Where tokenized features are cached (default ~/.cache/lightning_qa).
         seed: Seed for the validation split and the length-grouped sampler.
         trust_remote_code: Allow tokenizers with custom code from the hub (off: never run foreign code silently).
+        on_bad_record: Unusable records in data files: "error" lists every problem and stops; "skip" drops
+            them with one warning. Answer starts that miss their text are repaired either way.
     """
 
     def __init__(
@@ -354,8 +356,11 @@ class SquadDataModule(LightningDataModule):
         cache_dir: str | None = None,
         seed: int = 42,
         trust_remote_code: bool = False,
+        on_bad_record: str = "error",
     ) -> None:
         super().__init__()
+        if on_bad_record not in ("error", "skip"):
+            raise ValueError(f"on_bad_record must be 'error' or 'skip', not {on_bad_record!r}")
         self.save_hyperparameters()
         self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "lightning_qa")
         self._tokenizer: PreTrainedTokenizerBase | None = None
@@ -388,11 +393,13 @@ class SquadDataModule(LightningDataModule):
             record = {"id": "0", "title": "", "question": hp.question, "context": hp.context}
             return datasets.Dataset.from_list([{**record, "answers": {"text": [], "answer_start": []}}])
         if self._holds_out_validation() and split in ("train", "validation"):
-            full = datasets.Dataset.from_list(read_examples(hp.train_file, need_answers=True))
+            records = read_examples(hp.train_file, need_answers=True, on_bad_record=hp.on_bad_record)
+            full = datasets.Dataset.from_list(records)
             train, val = split_by_context(full, hp.validation_split, hp.seed)
             examples = train if split == "train" else val
         elif (path := self._split_source(split)) is not None:
-            examples = datasets.Dataset.from_list(read_examples(path, need_answers=split != "predict"))
+            records = read_examples(path, need_answers=split != "predict", on_bad_record=hp.on_bad_record)
+            examples = datasets.Dataset.from_list(records)
         elif hp.dataset_name is not None and split != "predict":
             hub_split = "validation" if split == "test" else split  # SQuAD publishes no test answers
             examples = datasets.load_dataset(hp.dataset_name, hp.dataset_config_name, split=hub_split)

@@ -124,7 +124,9 @@ def main(args: list[str] | None = None) -> str:
     """`lightning_qa export CKPT OUTPUT_DIR`: a checkpoint as a Hugging Face model directory."""
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(prog="lightning_qa export", description="Write a checkpoint as a Hugging Face model directory.")
+    parser = ArgumentParser(
+        prog="lightning_qa export", description="Write a checkpoint as a Hugging Face model directory."
+    )
     parser.add_argument("ckpt", type=str, help="Lightning checkpoint (.ckpt) written by lightning_qa fit")
     parser.add_argument("output_dir", type=str, help="Directory to write (replaced atomically if it exists)")
     cfg = parser.parse_args(args)

@@ -1,8 +1,16 @@
 """Reading SQuAD-style files into flat example records, checking every record before any model work.
 
-Two layouts are accepted: the official SQuAD JSON (data -> paragraphs -> qas) and flat JSON Lines
-(`id`, `question`, `context`, optional `answers: {text: [...], answer_start: [...]}`). Problems are
-collected over the whole file and raised together as one `DataError`, so a user fixes them in one go.
+Two layouts are accepted: the official SQuAD JSON (data -> paragraphs -> qas; flat records directly under
+"data", as Hugging Face's `run_qa` writes them, work too) and JSON Lines (`id`, `question`, `context`,
+optional `answers: {text: [...], answer_start: [...]}` or a SQuAD-style list of {text, answer_start}).
+Problems are collected over the whole file and raised together as one `DataError`, one line per problem
+naming the file and the record, so a user fixes them in one go; or, with `on_bad_record="skip"`, bad
+records are dropped and counted in one warning. Nothing is dropped silently.
+
+Unanswerable questions: an empty answer list means "no answer" only where the data says SQuAD 2.0 (the
+question has `"is_impossible": true`, the file's "version" is 2.x or any of its questions carries
+`is_impossible`, or the caller passes `allow_unanswerable`). Elsewhere a training or scoring record
+without answers is a mistake (a lost answer would silently become a "no answer" label) and is reported.
 """
 
 from __future__ import annotations
@@ -14,6 +22,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_REPORTED = 20
+ON_BAD_RECORD = ("error", "skip")
+LAYOUTS = (
+    "expected SQuAD JSON (an object with a 'data' list of articles) or JSON Lines "
+    "(one {id, question, context, answers} object per line)"
+)
+
+Row = tuple[str, Any]  # (position in the file: "line 3" or "data[0].paragraphs[1].qas[2]", record)
 
 
 class DataError(ValueError):
@@ -30,8 +45,8 @@ class DataError(ValueError):
         return shown + ([f"... and {rest} more problem(s)"] if rest > 0 else [])
 
 
-def _load_json_or_jsonl(path: str) -> tuple[str, Any]:
-    """Return ("json", object) or ("jsonl", [(line number, object), ...])."""
+def _read_text(path: str) -> str:
+    """The file as text; the problems that leave nothing to read are fatal."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -42,110 +57,164 @@ def _load_json_or_jsonl(path: str) -> tuple[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError([f"{path}: not UTF-8 text (byte {e.start})"]) from None
+        raise DataError([f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8"]) from None
     if not text.strip():
         raise DataError([f"{path}: the file is empty"])
+    return text
+
+
+def _is_record(obj: Any) -> bool:
+    return isinstance(obj, dict) and ("question" in obj or "context" in obj)
+
+
+def _parse(path: str, text: str) -> tuple[Any, list[Row] | None]:
+    """One JSON document (obj, None) or JSON Lines (None, rows); a bad line becomes a row holding the
+    error, so that it is reported (or skipped) with the other records."""
     try:
-        return "json", json.loads(text)
+        obj = json.loads(text)
     except json.JSONDecodeError as e:
-        whole_error = f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
-    rows, problems = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+        whole = e
+    else:
+        if _is_record(obj):  # JSON Lines with a single line
+            return None, [(f"line {_first_line(text)}", obj)]
+        return obj, None
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    rows: list[Row] = []
+    for n, line in lines:
         try:
-            rows.append((lineno, json.loads(line)))
+            rows.append((f"line {n}", json.loads(line)))
         except json.JSONDecodeError as e:
-            problems.append(f"{path}: line {lineno}: not valid JSON ({e.msg})")
-    if not rows:  # nothing parses line by line either: one (possibly truncated) JSON document
-        raise DataError([whole_error])
-    if problems:
-        raise DataError(problems)
-    return "jsonl", rows
+            rows.append((f"line {n}", e))
+    # one document that does not parse (truncated, a stray comma...) unless lines parse on their own
+    if whole.msg != "Extra data" and not any(isinstance(r, dict) for _, r in rows):
+        raise DataError([f"{path}: not valid JSON ({whole.msg} at line {whole.lineno} column {whole.colno})"])
+    if not any(_is_record(r) for _, r in rows):
+        raise DataError([f"{path}: JSON Lines without 'question' and 'context' fields; {LAYOUTS}"])
+    return None, rows
 
 
-def _flatten_squad(path: str, obj: Any) -> list[tuple[str, dict]]:
-    """Official layout -> [(where, record)]; `where` names the record for error messages."""
+def _first_line(text: str) -> int:
+    return next(n for n, line in enumerate(text.split("\n"), 1) if line.strip())
+
+
+def _squad_rows(path: str, obj: Any) -> list[Row]:
+    """Official layout -> [(position, record)], each record carrying its paragraph's context and title."""
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
-        raise DataError([f"{path}: neither SQuAD JSON (an object with a 'data' list) nor JSON Lines"])
-    out = []
+        found = "an object without a 'data' list" if isinstance(obj, dict) else f"a JSON {type(obj).__name__}"
+        raise DataError([f"{path}: {found}; {LAYOUTS}"])
+    rows: list[Row] = []
     for a, article in enumerate(obj["data"]):
+        if _is_record(article):  # flat records under "data"
+            rows.append((f"data[{a}]", article))
+            continue
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            raise DataError([f"{path}: data[{a}]: an article needs a 'paragraphs' list"])
+            rows.append((f"data[{a}]", "an article needs a 'paragraphs' list"))
+            continue
         for p, para in enumerate(article["paragraphs"]):
             if not isinstance(para, dict) or not isinstance(para.get("qas"), list):
-                raise DataError(
-                    [f"{path}: data[{a}].paragraphs[{p}]: a paragraph needs 'context' and a 'qas' list"]
-                )
+                rows.append((f"data[{a}].paragraphs[{p}]", "a paragraph needs 'context' and a 'qas' list"))
+                continue
             for q, qa in enumerate(para["qas"]):
+                at = f"data[{a}].paragraphs[{p}].qas[{q}]"
                 if not isinstance(qa, dict):
-                    raise DataError([f"{path}: data[{a}].paragraphs[{p}].qas[{q}]: not an object"])
-                answers = qa.get("answers")
-                if isinstance(answers, list):
-                    answers = {
-                        "text": [x.get("text") for x in answers if isinstance(x, dict)],
-                        "answer_start": [x.get("answer_start") for x in answers if isinstance(x, dict)],
-                    }
-                if qa.get("is_impossible"):
-                    answers = {"text": [], "answer_start": []}
-                record = {
-                    "id": qa.get("id"),
-                    "title": article.get("title") or "",
-                    "question": qa.get("question"),
-                    "context": para.get("context"),
-                    "answers": answers,
-                    "is_impossible": bool(qa.get("is_impossible", False)),
-                }
-                where = f"question id {qa['id']!r}" if qa.get("id") else f"data[{a}].paragraphs[{p}].qas[{q}]"
-                out.append((where, record))
-    return out
+                    rows.append((at, "a question must be an object"))
+                    continue
+                rows.append((at, {**qa, "context": para.get("context"), "title": article.get("title") or ""}))
+    return rows
 
 
-def _check_record(record: dict, need_answers: bool) -> tuple[dict | None, list[str], int]:
-    """Validate one record; return (clean record or None, problems, number of repaired answer starts)."""
-    problems = []
-    for key in ("id", "question", "context"):
-        value = record.get(key)
-        if value is None:
-            problems.append(f"missing '{key}'")
-        elif not isinstance(value, str) or (key != "id" and not value.strip()):
-            problems.append(f"empty or non-text '{key}'")
-    if problems:
-        return None, problems, 0
-    answers = record.get("answers")
-    if answers is None:
-        if need_answers:
-            return None, ["missing 'answers' (needed for training and scoring)"], 0
-        answers = {"text": [], "answer_start": []}
-    if not isinstance(answers, dict) or not isinstance(answers.get("text"), list):
-        return None, ["'answers' must be {text: [...], answer_start: [...]}"], 0
-    texts, starts = answers["text"], answers.get("answer_start") or [None] * len(answers["text"])
-    if len(starts) != len(texts):
-        return None, ["'answers' text and answer_start lists differ in length"], 0
-    context, repaired = record["context"], 0
-    fixed_starts = []
-    for text, start in zip(texts, starts, strict=False):
-        if not isinstance(text, str) or not text:
-            return None, ["an answer text is empty or not text"], 0
-        if isinstance(start, int) and context[start : start + len(text)] == text:
+def _name(at: str, record: Any) -> str:
+    """How messages name a record: its id (with the line number in JSON Lines), else its position."""
+    rid = record.get("id") if isinstance(record, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or str(rid).strip() == "":
+        return at
+    return f"{at} (id {rid!r})" if at.startswith("line ") else f"question id {rid!r}"
+
+
+def _answer_lists(answers: Any) -> tuple[list, list] | None:
+    """{text: [...], answer_start: [...]} or [{text, answer_start}, ...] -> (texts, starts); None if neither."""
+    if isinstance(answers, list) and all(isinstance(x, dict) for x in answers):
+        return [x.get("text") for x in answers], [x.get("answer_start") for x in answers]
+    if isinstance(answers, dict) and isinstance(answers.get("text"), list):
+        starts = answers.get("answer_start")
+        starts = [None] * len(answers["text"]) if starts is None else starts
+        if isinstance(starts, list) and len(starts) == len(answers["text"]):
+            return answers["text"], starts
+    return None
+
+
+def _check_answers(record: dict, need_answers: bool, unanswerable: bool) -> tuple[dict, list[str], int]:
+    """Clean answers of one record, its problems, and how many answer starts were moved."""
+    empty = {"text": [], "answer_start": []}
+    if not need_answers:
+        return empty, [], 0  # prediction: answers are neither needed nor read
+    impossible = record.get("is_impossible")
+    if impossible is True:
+        return empty, [], 0  # SQuAD 2.0 keeps plausible (wrong) answers elsewhere; none count here
+    if "answers" not in record or record["answers"] is None:
+        return empty, ["missing 'answers' (training and scoring need them)"], 0
+    lists = _answer_lists(record["answers"])
+    if lists is None:
+        return empty, ["'answers' must be {text: [...], answer_start: [...]} of equal lengths"], 0
+    texts, starts = lists
+    if not texts:
+        if impossible is None and unanswerable:
+            return empty, [], 0
+        if impossible is False:
+            return empty, ["no answers although 'is_impossible' is false"], 0
+        return (
+            empty,
+            ['no answers (mark an unanswerable question with "is_impossible": true, as SQuAD 2.0)'],
+            0,
+        )
+    context, problems, fixed_starts, moved = record["context"], [], [], 0
+    for text, start in zip(texts, starts, strict=True):
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"an empty or non-text answer {text!r}")
+            continue
+        ok = isinstance(start, int) and not isinstance(start, bool) and start >= 0
+        if ok and context[start : start + len(text)] == text:
             fixed_starts.append(start)
             continue
         found = _occurrences(context, text)
         if not found:
-            return None, [f"answer {text[:40]!r} does not occur in the context"], 0
-        where = start if isinstance(start, int) else 0
-        fixed_starts.append(min(found, key=lambda i: abs(i - where)))
-        repaired += 1
-    if need_answers and not texts and not record.get("is_impossible", False) and "answers" not in record:
-        return None, ["missing 'answers'"], 0
+            problems.append(f"answer {_short(text)} does not occur in the context")
+            continue
+        near = start if ok else 0
+        fixed_starts.append(min(found, key=lambda i: abs(i - near)))
+        moved += 1
+    return {"text": list(texts), "answer_start": fixed_starts}, problems, moved
+
+
+def _check_record(record: dict, need_answers: bool, unanswerable: bool) -> tuple[dict | None, list[str], int]:
+    """Validate one record; return (clean record or None, its problems, number of moved answer starts)."""
+    problems = []
+    rid = record.get("id")
+    if rid is None:
+        problems.append("missing 'id'")
+    elif isinstance(rid, bool) or not isinstance(rid, (str, int)) or str(rid).strip() == "":
+        problems.append(f"the id must be a non-empty string, not {rid!r}")
+    for key in ("question", "context"):
+        value = record.get(key)
+        if value is None:
+            problems.append(f"missing '{key}'")
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"empty or non-text '{key}'")
+    context = record.get("context")
+    if not isinstance(context, str) or not context.strip():
+        return None, problems, 0  # answers are checked against the context
+    answers, answer_problems, moved = _check_answers(record, need_answers, unanswerable)
+    problems += answer_problems
+    if problems:
+        return None, problems, 0
     clean = {
-        "id": str(record["id"]),
+        "id": str(rid),
         "title": str(record.get("title") or ""),
         "question": record["question"],
         "context": context,
-        "answers": {"text": list(texts), "answer_start": fixed_starts},
+        "answers": answers,
     }
-    return clean, [], repaired
+    return clean, [], moved
 
 
 def _occurrences(context: str, text: str) -> list[int]:
@@ -156,50 +225,70 @@ def _occurrences(context: str, text: str) -> list[int]:
     return out
 
 
-def read_examples(path: str, need_answers: bool = True, on_bad_record: str = "error") -> list[dict]:
+def _short(text: str, width: int = 40) -> str:
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def _is_version_2(obj: Any, rows: list[Row]) -> bool:
+    """SQuAD 2.0 data: the file says so, or its questions carry `is_impossible`."""
+    version = str(obj.get("version", "")) if isinstance(obj, dict) else ""
+    return version.lstrip("v").startswith("2") or any(
+        isinstance(r, dict) and "is_impossible" in r for _, r in rows
+    )
+
+
+def read_examples(
+    path: str, need_answers: bool = True, on_bad_record: str = "error", allow_unanswerable: bool = False
+) -> list[dict]:
     """Read a SQuAD JSON or JSON Lines file into records {id, title, question, context, answers}.
+
+    An answer_start that does not point at its answer text, while the text does occur in the context, is
+    moved to the nearest occurrence (a common off-by-a-few in hand-made data) and counted in one warning.
 
     Args:
         path: The file.
-        need_answers: Training and scoring need answers (an empty list means unanswerable).
+        need_answers: Training and scoring need answers; prediction (False) neither needs nor reads them.
         on_bad_record: "error" raises one `DataError` listing every problem; "skip" drops bad records
-            and logs one summary line.
+            and logs one summary warning.
+        allow_unanswerable: Empty answers mean "no answer" even in a file not marked as SQuAD 2.0.
     """
-    kind, obj = _load_json_or_jsonl(path)
-    if kind == "json":
-        rows = _flatten_squad(path, obj)
-    else:
-        rows = []
-        for lineno, item in obj:
-            if not isinstance(item, dict):
-                raise DataError([f"{path}: line {lineno}: a JSON Lines record must be an object"])
-            rows.append(
-                (
-                    f"line {lineno}" + (f" (id {item['id']!r})" if isinstance(item.get("id"), str) else ""),
-                    item,
-                )
-            )
+    if on_bad_record not in ON_BAD_RECORD:
+        raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, not {on_bad_record!r}")
+    obj, rows = _parse(path, _read_text(path))
+    rows = _squad_rows(path, obj) if rows is None else rows
     if not rows:
         raise DataError([f"{path}: no questions found"])
-    records, problems, seen, repaired = [], [], set(), 0
-    for where, row in rows:
-        clean, errs, fixed = _check_record(row, need_answers)
-        if clean is not None and clean["id"] in seen:
-            clean, errs = None, [f"duplicate id {clean['id']!r}"]
+    unanswerable = allow_unanswerable or _is_version_2(obj, rows)
+    records, problems, bad, moved = [], [], 0, 0
+    first_at: dict[str, str] = {}
+    for at, row in rows:
+        clean, fixed, name = None, 0, _name(at, row)
+        if isinstance(row, json.JSONDecodeError):
+            errs = [f"not valid JSON ({row.msg} at column {row.colno})"]
+        elif isinstance(row, str):  # a structural problem found while flattening
+            errs = [row]
+        elif not isinstance(row, dict):
+            errs = ["a record must be a JSON object"]
+        else:
+            clean, errs, fixed = _check_record(row, need_answers, unanswerable)
+        if clean is not None and clean["id"] in first_at:
+            name = name if at.startswith("line ") else f"{at} (id {clean['id']!r})"
+            clean, errs = None, [f"duplicate id, first used at {first_at[clean['id']]}"]
         if clean is None:
-            problems += [f"{path}: {where}: {e}" for e in errs]
+            problems += [f"{path}: {name}: {e}" for e in errs]
+            bad += 1
             continue
-        seen.add(clean["id"])
-        repaired += fixed
+        first_at[clean["id"]] = at
+        moved += fixed
         records.append(clean)
-    if repaired:
+    if moved:
         log.warning(
-            f"{path}: moved {repaired} answer_start value(s) to the nearest occurrence of the answer text"
+            f"{path}: moved {moved} answer_start value(s) to the nearest occurrence of the answer text"
         )
     if problems and on_bad_record == "error":
         raise DataError(problems)
     if problems:
-        log.warning(f"{path}: skipped {len(problems)} bad record(s), kept {len(records)}")
+        log.warning(f"{path}: skipped {bad} unusable record(s), kept {len(records)}; first: {problems[0]}")
     if not records:
         raise DataError([f"{path}: no usable questions left"])
     return records

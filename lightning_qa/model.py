@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import tempfile
 from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
 from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
@@ -46,6 +49,9 @@ class QAModel(LightningModule):
         max_answer_length: Longest answer, in tokens.
         version_2_with_negative: SQuAD 2.0: the answer may be "" (linked to the data module's setting).
         null_score_diff_threshold: Answer "" when null score - best span score exceeds this (SQuAD 2.0).
+            None: the threshold tuned on the last validation (stored in the checkpoint), else 0.0.
+        write_nbest: Also write `nbest_predictions.json` (top answers with text, score, probability and
+            character offsets) next to `predictions.json`.
         compile: Compile the encoder's forward with torch.compile.
         trust_remote_code: Allow models with custom code from the hub.
     """
@@ -62,7 +68,8 @@ class QAModel(LightningModule):
         n_best_size: int = 20,
         max_answer_length: int = 30,
         version_2_with_negative: bool = False,
-        null_score_diff_threshold: float = 0.0,
+        null_score_diff_threshold: float | None = None,
+        write_nbest: bool = False,
         compile: bool = False,
         trust_remote_code: bool = False,
     ) -> None:
@@ -86,12 +93,23 @@ class QAModel(LightningModule):
         # kept outside the module tree so the state dict keeps plain keys
         object.__setattr__(self, "_compiled", torch.compile(self.model) if compile else None)
         self._outputs: list[dict[str, Any]] = []
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.last_metrics: dict[str, float] = {}
+        self.tuned_null_threshold: float | None = None  # best_f1_thresh of the last SQuAD 2.0 validation
 
     def forward(self, batch: dict[str, Any]) -> Any:
+        """Logits, and the loss when the batch has labels (see `qa_loss`)."""
         inputs = {k: batch[k] for k in self.input_names if k in batch}
-        labels = {k: batch[k] for k in ("start_positions", "end_positions") if k in batch}
-        return (self._compiled or self.model)(**inputs, **labels)
+        out = (self._compiled or self.model)(**inputs)
+        if "start_positions" in batch:
+            out.loss = qa_loss(
+                out.start_logits,
+                out.end_logits,
+                batch["start_positions"],
+                batch["end_positions"],
+                batch["attention_mask"],
+            )
+        return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss
@@ -102,7 +120,10 @@ class QAModel(LightningModule):
     def _eval_step(self, batch: dict[str, Any], prefix: str) -> None:
         out = self(batch)
         if getattr(out, "loss", None) is not None:
-            self.log(f"{prefix}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+            # a metric object syncs sums and counts, so the mean is over all windows whatever the sharding
+            loss_metric = self.val_loss if prefix == "val" else self.test_loss
+            loss_metric.update(out.loss.detach().float(), weight=batch["input_ids"].shape[0])
+            self.log(f"{prefix}/loss", loss_metric, on_step=False, on_epoch=True)
         self._outputs.append(self._candidates(batch, out.start_logits, out.end_logits))
 
     def _candidates(
@@ -151,18 +172,30 @@ class QAModel(LightningModule):
             k: torch.cat([o[k] for o in outputs]) for k in ("start_char", "end_char", "score", "null_score")
         }
         example_index = torch.cat([o["example_index"] for o in outputs])
-        merged = merge_windows(example_index, cands, self.hparams.n_best_size)
+        # n-best lists cost most of the decoding time: build them only where they are used
+        v2_predict = (
+            self.hparams.version_2_with_negative and self._trainer is not None and self.trainer.predicting
+        )
+        keep_nbest = self.hparams.write_nbest or v2_predict
+        merged = merge_windows(example_index, cands, self.hparams.n_best_size, keep_nbest=keep_nbest)
         info: dict[int, tuple] = {}
         for o in outputs:
             for i, ex in enumerate(o["example_index"].tolist()):
                 info.setdefault(ex, (o["example_id"][i], o["context"][i], o["answer_texts"][i]))
         contexts = [info[m["example_index"]][1] for m in merged]
-        answers = select_answers(
-            merged, contexts, self.hparams.version_2_with_negative, self.hparams.null_score_diff_threshold
-        )
+        answers = select_answers(merged, contexts, self.hparams.version_2_with_negative, self.null_threshold)
         for a in answers:
-            a["id"], _, a["gold"] = info[a["example_index"]]
+            a["id"], context, a["gold"] = info[a["example_index"]]
+            if self.hparams.write_nbest:
+                a["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in a["nbest"]]
         return answers
+
+    @property
+    def null_threshold(self) -> float:
+        """The user's threshold if given, else the one tuned on validation, else 0.0."""
+        if self.hparams.null_score_diff_threshold is not None:
+            return self.hparams.null_score_diff_threshold
+        return self.tuned_null_threshold if self.tuned_null_threshold is not None else 0.0
 
     def _score(self, prefix: str) -> None:
         answers = gather_objects(self.decode(self._outputs))
@@ -187,6 +220,13 @@ class QAModel(LightningModule):
         scores = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
         scores["examples"] = float(len(answers))
         self.last_metrics = scores
+        if (
+            self.hparams.version_2_with_negative
+            and prefix == "val"
+            and not partial
+            and "best_f1_thresh" in scores
+        ):
+            self.tuned_null_threshold = scores["best_f1_thresh"]
         if self.trainer.sanity_checking:
             rank_zero_info(f"Sanity check: decoded and scored {len(answers)} example(s) (not logged).")
             return
@@ -198,12 +238,15 @@ class QAModel(LightningModule):
             rank_zero_info(
                 f"{prefix}: scored only the {len(answers)} example(s) seen (batches were limited)."
             )
-        if self.trainer.is_global_zero and self.trainer.log_dir:
-            write_predictions(answers, self.trainer.log_dir, self.hparams.version_2_with_negative)
+        run_dir = self.trainer.log_dir  # a collective (broadcast): every rank must ask
+        if self.trainer.is_global_zero and run_dir:
+            write_predictions(
+                answers, run_dir, self.hparams.version_2_with_negative, self.hparams.write_nbest
+            )
 
     # -- prediction ----------------------------------------------------------------------------------
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        out = (self._compiled or self.model)(**{k: batch[k] for k in self.input_names if k in batch})
+        out = self(batch)
         return self._candidates(batch, out.start_logits, out.end_logits)
 
     # -- optimisation --------------------------------------------------------------------------------
@@ -230,9 +273,45 @@ class QAModel(LightningModule):
         checkpoint[CKPT_KEY] = {
             "hf_config": self.model.config.to_dict(),
             "tokenizer_files": tokenizer_files(self.tokenizer),
-            "null_score_diff_threshold": self.hparams.null_score_diff_threshold,
+            "null_score_diff_threshold": self.null_threshold,
+            "tuned_null_threshold": self.tuned_null_threshold,
             "metrics": self.last_metrics,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get(CKPT_KEY, {})
+        self.tuned_null_threshold = meta.get("tuned_null_threshold")
+        self.last_metrics = meta.get("metrics", {})
+
+
+def qa_loss(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    start_positions: torch.Tensor,
+    end_positions: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Mean of start and end cross-entropy over the real tokens of each window, in float32.
+
+    Transformers' built-in QA loss also spreads probability over padding positions, so with dynamic
+    padding a window's loss would depend on the batch it lands in (and differ between 1 and N devices).
+    """
+    pad = attention_mask == 0
+    start = start_logits.float().masked_fill(pad, torch.finfo(torch.float32).min)
+    end = end_logits.float().masked_fill(pad, torch.finfo(torch.float32).min)
+    return (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
+
+
+def answer_probability(answer: dict, version_2: bool) -> float:
+    """Probability of the returned answer: softmax of start+end logits over the example's n-best spans,
+    and for SQuAD 2.0 over those spans plus the null answer (so a "" answer gets the null's share)."""
+    if not version_2:
+        return answer["probability"]
+    scores = [c["score"] for c in answer["nbest"]] + [answer["null_score"]]
+    top = max(scores)
+    total = sum(math.exp(x - top) for x in scores)
+    chosen = answer["null_score"] if answer["no_answer"] else answer["score"]
+    return math.exp(chosen - top) / total if chosen != float("-inf") else 0.0
 
 
 def _limited(trainer: Any, prefix: str) -> bool:
@@ -255,12 +334,14 @@ def gather_objects(items: list) -> list:
     return out
 
 
-def write_predictions(answers: list[dict], run_dir: str, version_2: bool) -> None:
+def write_predictions(answers: list[dict], run_dir: str, version_2: bool, nbest: bool = False) -> None:
     """The official formats: {id: answer} (and {id: null odds} for v2), so anyone can re-score a run."""
     os.makedirs(run_dir, exist_ok=True)
     _write_json(os.path.join(run_dir, "predictions.json"), {a["id"]: a["answer"] for a in answers})
     if version_2:
         _write_json(os.path.join(run_dir, "null_odds.json"), {a["id"]: a["null_odds"] for a in answers})
+    if nbest:
+        _write_json(os.path.join(run_dir, "nbest_predictions.json"), {a["id"]: a["nbest"] for a in answers})
 
 
 def _write_json(path: str, obj: Any) -> None:

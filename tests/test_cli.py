@@ -25,7 +25,13 @@ def test_fit_help_documents_options(capsys):
         main(["fit", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--data.train_file", "--data.doc_stride", "--model.n_best_size", "--model.warmup_ratio", "--predictions_file"):
+    for option in (
+        "--data.train_file",
+        "--data.doc_stride",
+        "--model.n_best_size",
+        "--model.warmup_ratio",
+        "--predictions_file",
+    ):
         assert option in out
     assert "--optimizer" not in out  # auto_configure_optimizers=False keeps our no-decay groups and warm-up
 
@@ -46,22 +52,51 @@ def test_fit_validate_predict_export_end_to_end(tmp_path, tiny_model_dir, sample
     common = ["--trainer.default_root_dir", str(root), "--data.cache_dir", str(tmp_path / "cache"), *SMALL]
     main(
         [
-            "fit", "--model.model_name_or_path", str(base),
-            "--data.train_file", str(sample_dir / "train.json"), "--data.validation_file", str(sample_dir / "dev.json"),
-            "--data.max_train_samples", "40", "--data.max_eval_samples", "15", "--trainer.max_steps", "6",
-            "--trainer.val_check_interval", "3", "--trainer.enable_progress_bar", "false", *common,
+            "fit",
+            "--model.model_name_or_path",
+            str(base),
+            "--data.train_file",
+            str(sample_dir / "train.json"),
+            "--data.validation_file",
+            str(sample_dir / "dev.json"),
+            "--data.max_train_samples",
+            "40",
+            "--data.max_eval_samples",
+            "15",
+            "--trainer.max_steps",
+            "6",
+            "--trainer.val_check_interval",
+            "3",
+            "--trainer.enable_progress_bar",
+            "false",
+            *common,
         ]
     )
     run = root / "version_0"
-    for name in ("config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "predictions.json", "hf_model/model.safetensors"):
+    for name in (
+        "config.yaml",
+        "best.ckpt",
+        "last.ckpt",
+        "metrics.csv",
+        "predictions.json",
+        "hf_model/model.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert len(json.loads((run / "predictions.json").read_text())) == 15
     # the checkpoint is self-contained: validate and predict with the base model gone
     shutil.rmtree(base)
     main(
         [
-            "validate", "--model.model_name_or_path", str(base), "--ckpt_path", str(run / "best.ckpt"),
-            "--data.validation_file", str(sample_dir / "dev.json"), "--data.max_eval_samples", "15", *common,
+            "validate",
+            "--model.model_name_or_path",
+            str(base),
+            "--ckpt_path",
+            str(run / "best.ckpt"),
+            "--data.validation_file",
+            str(sample_dir / "dev.json"),
+            "--data.max_eval_samples",
+            "15",
+            *common,
         ]
     )
     val_run = root / "version_1"
@@ -73,29 +108,51 @@ def test_fit_validate_predict_export_end_to_end(tmp_path, tiny_model_dir, sample
     out_file = tmp_path / "answers.jsonl"
     main(
         [
-            "predict", "--model.model_name_or_path", str(base), "--ckpt_path", str(run / "best.ckpt"),
-            "--data.predict_file", str(sample_dir / "questions.jsonl"), "--predictions_file", str(out_file), *common,
+            "predict",
+            "--model.model_name_or_path",
+            str(base),
+            "--ckpt_path",
+            str(run / "best.ckpt"),
+            "--data.predict_file",
+            str(sample_dir / "questions.jsonl"),
+            "--predictions_file",
+            str(out_file),
+            *common,
         ]
     )
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
-    questions = {r["id"]: r for r in map(json.loads, (sample_dir / "questions.jsonl").read_text().splitlines())}
+    questions = {
+        r["id"]: r for r in map(json.loads, (sample_dir / "questions.jsonl").read_text().splitlines())
+    }
     assert [r["id"] for r in records] == list(questions)
     for r in records:
         assert r["answer"] == questions[r["id"]]["context"][r["start"] : r["end"]]
         assert 0.0 <= r["score"] <= 1.0 and r["answer"]
     # validation and predict decode the same way: the same weights give the same answers
     dev_ids = set(predictions) & set(questions)
-    assert dev_ids and all(predictions[i] == next(r["answer"] for r in records if r["id"] == i) for i in dev_ids)
+    assert dev_ids and all(
+        predictions[i] == next(r["answer"] for r in records if r["id"] == i) for i in dev_ids
+    )
     # one question on the command line prints its record
     capsys.readouterr()
     main(
         [
-            "predict", "--ckpt_path", str(run / "best.ckpt"), "--data.question", "Who?", "--data.context",
-            "Ann built the mill.", "--predictions_file", str(tmp_path / "one.jsonl"), *common,
+            "predict",
+            "--ckpt_path",
+            str(run / "best.ckpt"),
+            "--data.question",
+            "Who?",
+            "--data.context",
+            "Ann built the mill.",
+            "--predictions_file",
+            str(tmp_path / "one.jsonl"),
+            *common,
         ]
     )
     printed = json.loads(next(x for x in capsys.readouterr().out.splitlines() if x.startswith("{")))
-    assert printed["id"] == "0" and printed["answer"] == "Ann built the mill."[printed["start"] : printed["end"]]
+    assert (
+        printed["id"] == "0" and printed["answer"] == "Ann built the mill."[printed["start"] : printed["end"]]
+    )
     # hf_model/ loads with plain transformers
     model = AutoModelForQuestionAnswering.from_pretrained(run / "hf_model")
     tokenizer = AutoTokenizer.from_pretrained(run / "hf_model")
@@ -107,8 +164,19 @@ def test_bad_data_file_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": [{"title": "t", "paragraphs": [')
     with pytest.raises(SystemExit) as e:
-        main(["validate", "--model.model_name_or_path", tiny_model_dir, "--data.validation_file", str(bad),
-              "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.cache_dir", str(tmp_path / "cache")])
+        main(
+            [
+                "validate",
+                "--model.model_name_or_path",
+                tiny_model_dir,
+                "--data.validation_file",
+                str(bad),
+                "--trainer.default_root_dir",
+                str(tmp_path / "runs"),
+                "--data.cache_dir",
+                str(tmp_path / "cache"),
+            ]
+        )
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("lightning_qa: error: ") and str(bad) in err[-1] and "not valid JSON" in err[-1]

