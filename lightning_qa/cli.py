@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import transformers
 from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import (
     BasePredictionWriter,
@@ -224,7 +225,12 @@ def main(args: ArgsType = None) -> None:
         return None
     torch.set_float32_matmul_precision("high")
     transformers.utils.logging.disable_progress_bar()
-    logging.getLogger("lightning_qa").setLevel(logging.INFO)
+    logger = logging.getLogger("lightning_qa")
+    if not logger.handlers:  # our warnings and notes (bad records, truncated questions, tokenization)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         QACLI(
             QAModel,
@@ -235,7 +241,7 @@ def main(args: ArgsType = None) -> None:
             trainer_defaults={"default_root_dir": "checkpoints"},
             parser_kwargs={"prog": "lightning_qa"},
         )
-    except (DataError, ValueError, FileNotFoundError, OSError) as e:
+    except (DataError, ValueError, OSError, MisconfigurationException) as e:
         if verbose:
             raise
         lines = (
@@ -243,6 +249,10 @@ def main(args: ArgsType = None) -> None:
             if isinstance(e, DataError)
             else [str(e).splitlines()[0] if str(e) else type(e).__name__]
         )
+        if "DeepSpeed installed" in lines[0]:
+            lines = [
+                'DeepSpeed is not installed: pip install "lightning_qa[deepspeed]" (or pip install deepspeed)'
+            ]
         for line in lines:
             print(f"lightning_qa: error: {line}", file=sys.stderr)
         sys.exit(2)

@@ -19,8 +19,9 @@ from typing import Any
 
 import datasets
 import torch
+from filelock import FileLock
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from lightning_qa.io import read_examples
@@ -226,41 +227,50 @@ class ExampleShardSampler(DistributedSampler):
         pass
 
 
-class LengthGroupedSampler(Sampler[int]):
+class LengthGroupedSampler(DistributedSampler):
     """Training sampler: shuffled buckets of similar length, so batches carry little padding while the
-    epoch order stays random. Seeded by (seed, epoch), so a resumed run draws the same order."""
+    epoch order stays random. Seeded by (seed, epoch), so a resumed run draws the same order.
+
+    With several ranks, global batches (batch_size x num_replicas windows of similar length) are split
+    between the ranks, which all get the same number of windows. Being a `DistributedSampler`, Lightning
+    keeps it rather than wrapping it in a shuffling sampler that would undo the grouping.
+    """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, seed: int = 42, bucket_batches: int = 50
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 42,
+        num_replicas: int = 1,
+        rank: int = 0,
+        bucket_batches: int = 50,
     ) -> None:
-        self.lengths, self.batch_size, self.seed, self.bucket_batches = (
-            lengths,
-            batch_size,
-            seed,
-            bucket_batches,
-        )
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.num_replicas, self.rank, self.bucket_batches = num_replicas, rank, bucket_batches
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __len__(self) -> int:
-        return len(self.lengths)
+        return math.ceil(len(self.lengths) / self.num_replicas)
 
     def __iter__(self) -> Iterator[int]:
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
-        size = self.batch_size * self.bucket_batches
+        order += order[: len(self) * self.num_replicas - len(order)]  # every rank gets as many windows
+        step = self.batch_size * self.num_replicas
         batches = []
-        for b in range(0, len(order), size):
-            bucket = sorted(order[b : b + size], key=lambda i: self.lengths[i])
-            batches += [bucket[j : j + self.batch_size] for j in range(0, len(bucket), self.batch_size)]
+        for b in range(0, len(order), step * self.bucket_batches):
+            bucket = sorted(order[b : b + step * self.bucket_batches], key=lambda i: self.lengths[i])
+            batches += [bucket[j : j + step] for j in range(0, len(bucket), step)]
         # only the final bucket can end in a short batch: keep it last so the DataLoader's chunks of
         # batch_size line up with these batches
-        full = [b for b in batches if len(b) == self.batch_size]
+        full = [b for b in batches if len(b) == step]
         rng.shuffle(full)
-        return iter([i for batch in full + [b for b in batches if len(b) < self.batch_size] for i in batch])
+        mine = []
+        for batch in full + [b for b in batches if len(b) < step]:
+            share = len(batch) // self.num_replicas
+            mine += batch[self.rank * share : (self.rank + 1) * share]
+        return iter(mine)
 
 
 def split_by_context(
@@ -322,6 +332,7 @@ class SquadDataModule(LightningDataModule):
         num_workers: DataLoader worker processes.
         pad_to_multiple_of: Round each batch's padded length up to a multiple of this (None: no rounding).
         group_by_length: Batch training windows of similar length together (shuffled buckets).
+        shuffle: Shuffle the training windows each epoch (off: a fixed order, e.g. to compare runs).
         cache_dir: Where tokenized features are cached (default ~/.cache/lightning_qa).
         seed: Seed for the validation split and the length-grouped sampler.
         trust_remote_code: Allow tokenizers with custom code from the hub (off: never run foreign code silently).
@@ -353,6 +364,7 @@ class SquadDataModule(LightningDataModule):
         num_workers: int = 0,
         pad_to_multiple_of: int | None = 8,
         group_by_length: bool = False,
+        shuffle: bool = True,
         cache_dir: str | None = None,
         seed: int = 42,
         trust_remote_code: bool = False,
@@ -410,6 +422,14 @@ class SquadDataModule(LightningDataModule):
             examples = examples.select(range(min(limit, len(examples))))
         return examples
 
+    def _configured(self, split: str) -> bool:
+        hp = self.hparams
+        if self._split_source(split) is not None or (
+            self._holds_out_validation() and split in ("train", "validation")
+        ):
+            return True
+        return hp.dataset_name is not None and split != "predict"
+
     def _limit(self, split: str) -> int | None:
         hp = self.hparams
         return {"train": hp.max_train_samples, "predict": hp.max_predict_samples}.get(
@@ -448,26 +468,30 @@ class SquadDataModule(LightningDataModule):
         )
 
     def _build_features(self, split: str) -> datasets.Dataset | None:
+        """Features of a split from the on-disk cache, tokenizing first if needed. A file lock makes one
+        process per machine tokenize (also with several local "nodes"); the others wait and read."""
+        if split == "predict" and self.hparams.question is not None:
+            return self._tokenize(split, None)  # one ad-hoc question: nothing worth caching
+        if not self._configured(split):
+            return None
+        cache_file = os.path.join(self.cache_dir, "features", f"{split}-{self._fingerprint(split)}.arrow")
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        with FileLock(cache_file + ".lock"):
+            if not os.path.exists(cache_file) and self._tokenize(split, cache_file) is None:
+                return None
+        return _with_feature_index(datasets.Dataset.from_file(cache_file), split)
+
+    def _tokenize(self, split: str, cache_file: str | None) -> datasets.Dataset | None:
         hp = self.hparams
-        if split == "predict" and hp.question is not None:
-            cache_file = None  # one ad-hoc question: nothing worth caching
-        else:
-            cache_file = os.path.join(self.cache_dir, "features", f"{split}-{self._fingerprint(split)}.arrow")
-            if os.path.exists(cache_file):
-                return _with_feature_index(datasets.Dataset.from_file(cache_file), split)
         examples = self.load_examples(split)
         if examples is None:
             return None
         examples = examples.add_column("__index__", list(range(len(examples))))
-        for_eval = split != "train"
-        questions = examples["question"]
-        _, cut = truncate_questions(questions, self.tokenizer, hp.max_question_length)
+        _, cut = truncate_questions(examples["question"], self.tokenizer, hp.max_question_length)
         if cut:
             log.warning(
                 f"{split}: {cut} question(s) longer than max_question_length={hp.max_question_length} tokens were truncated"
             )
-        if cache_file:
-            os.makedirs(os.path.dirname(cache_file), exist_ok=True)
         features = examples.map(
             prepare_features,
             batched=True,
@@ -478,12 +502,13 @@ class SquadDataModule(LightningDataModule):
                 max_seq_length=hp.max_seq_length,
                 doc_stride=hp.doc_stride,
                 max_question_length=hp.max_question_length,
-                for_eval=for_eval,
+                for_eval=split != "train",
             ),
             cache_file_name=cache_file,
             new_fingerprint=self._fingerprint(split) if cache_file else None,
             desc=f"Tokenizing {split}",
         )
+        log.info(f"Tokenized {split}: {len(examples)} examples -> {len(features)} windows")
         return _with_feature_index(features, split)
 
     def _stages(self, stage: str | None) -> list[str]:
@@ -514,31 +539,37 @@ class SquadDataModule(LightningDataModule):
     def _collator(self) -> Collator:
         return Collator(self.tokenizer.pad_token_id or 0, self.hparams.pad_to_multiple_of)
 
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
     def train_dataloader(self) -> DataLoader:
+        """Windows in a per-epoch seeded order (a resumed run replays it), sharded over the ranks here,
+        since Lightning's own distributed sampler would always shuffle and ignore length grouping."""
         features = self._require("train")
-        sampler = None
-        if self.hparams.group_by_length:
-            sampler = LengthGroupedSampler(
-                [len(x) for x in features["input_ids"]], self.hparams.train_batch_size, self.hparams.seed
-            )
+        world, rank = self._world()
+        hp = self.hparams
+        if hp.group_by_length:
+            lengths = [len(x) for x in features["input_ids"]]
+            sampler = LengthGroupedSampler(lengths, hp.train_batch_size, hp.seed, world, rank)
+        else:
+            sampler = DistributedSampler(features, world, rank, shuffle=hp.shuffle, seed=hp.seed)
         model_columns = [
             c for c in (*MODEL_INPUTS, "start_positions", "end_positions") if c in features.column_names
         ]
         return DataLoader(
             features.select_columns(model_columns),
-            batch_size=self.hparams.train_batch_size,
-            shuffle=sampler is None,
+            batch_size=hp.train_batch_size,
             sampler=sampler,
             collate_fn=self._collator(),
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
         )
 
     def _eval_loader(self, split: str) -> DataLoader:
         features = self._require(split)
-        world, rank = 1, 0
-        if self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
+        world, rank = self._world()
         sampler = ExampleShardSampler(
             features["example_index"], [len(x) for x in features["input_ids"]], world, rank
         )

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics import MeanMetric
 from transformers import (
     AutoConfig,
@@ -100,7 +100,7 @@ class QAModel(LightningModule):
     def forward(self, batch: dict[str, Any]) -> Any:
         """Logits, and the loss when the batch has labels (see `qa_loss`)."""
         inputs = {k: batch[k] for k in self.input_names if k in batch}
-        out = (self._compiled or self.model)(**inputs)
+        out = (self.model if self._compiled is None else self._compiled)(**inputs)
         if "start_positions" in batch:
             out.loss = qa_loss(
                 out.start_logits,
@@ -113,7 +113,8 @@ class QAModel(LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        # synced: one scalar all-reduce, so the logged curve is the global batch's, on any number of devices
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         return loss
 
     # -- evaluation ----------------------------------------------------------------------------------
@@ -266,6 +267,14 @@ class QAModel(LightningModule):
         warmup = self.hparams.warmup_steps or int(self.hparams.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        if str(self.trainer.precision) in ("bf16-true", "16-true"):
+            rank_zero_warn(
+                f"precision={self.trainer.precision} keeps weights in half precision: AdamW updates of about "
+                f"lr={self.hparams.learning_rate} x weight are below half a bf16 step for typical weights and are "
+                "mostly lost. Prefer bf16-mixed (fp32 master weights) for fine-tuning."
+            )
 
     # -- self-contained checkpoints ------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -186,7 +186,7 @@ def test_datamodule_limits_examples_and_caches(tmp_path, tiny_model_dir, sample_
         cache_dir=str(tmp_path),
     )
     dm.prepare_data()
-    cached = sorted(os.listdir(tmp_path / "features"))
+    cached = sorted(f for f in os.listdir(tmp_path / "features") if not f.endswith(".lock"))
     assert len(cached) == 2 and cached[0].startswith("train-") and cached[1].startswith("validation-")
     dm.setup("fit")
     val = dm.features["validation"]
@@ -216,7 +216,7 @@ def test_datamodule_limits_examples_and_caches(tmp_path, tiny_model_dir, sample_
     )
     dm2.setup("validate")
     assert dm2.features["validation"]["input_ids"] == val["input_ids"]
-    assert sorted(os.listdir(tmp_path / "features")) == cached
+    assert sorted(f for f in os.listdir(tmp_path / "features") if not f.endswith(".lock")) == cached
 
 
 def test_jsonl_and_single_question(tmp_path, tiny_model_dir):
@@ -234,3 +234,18 @@ def test_jsonl_and_single_question(tmp_path, tiny_model_dir):
     single.setup("predict")
     assert single.features["predict"]["context"] == ["Ann did."]
     assert os.listdir(tmp_path / "features") == cached  # one ad-hoc question is not worth a cache file
+
+
+def test_length_grouped_sampler_splits_global_batches_between_ranks():
+    lengths = [(i * 37) % 101 for i in range(203)]
+    for world in (2, 3):
+        shards = [
+            list(LengthGroupedSampler(lengths, 4, seed=3, num_replicas=world, rank=r)) for r in range(world)
+        ]
+        assert len({len(s) for s in shards}) == 1  # same number of windows on every rank (no DDP hang)
+        assert set().union(*map(set, shards)) == set(range(203))  # all covered (a few padded twice)
+        for step in range(
+            len(shards[0]) // 4 - 1
+        ):  # step k of all ranks: one global batch of similar lengths
+            batch = [i for s in shards for i in s[step * 4 : (step + 1) * 4]]
+            assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) < 15

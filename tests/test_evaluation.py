@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lightning_qa.cli import main
 from lightning_qa.export import load_checkpoint
@@ -189,6 +188,4 @@ def test_ddp_on_two_processes_matches_one_device(tmp_path, tiny_model_dir, sampl
         )
         assert records2[qid]["score"] == pytest.approx(r["score"], abs=1e-5)
     # tokenization ran once per machine (local rank 0 in prepare_data), the other rank read the cache
-    assert logs2.count("Tokenizing validation") >= 1
-    assert "world_size: 2" in logs2 or "distributed_backend=gloo" in logs2
-    assert torch.distributed.is_available()
+    assert logs2.count("Tokenized validation:") == 1

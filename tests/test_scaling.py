@@ -1,0 +1,281 @@
+"""Scaling switches verified on CPU: DDP loss parity, two torchrun "nodes", half precision, compile.
+
+Run: pytest tests/test_scaling.py   (real multi-process runs over gloo; `-m slow` adds torch.compile)
+"""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import requires_minilm
+from test_evaluation import SMALL, last_metrics
+
+from lightning_qa.cli import main
+from lightning_qa.export import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def no_dropout_model_dir(tmp_path_factory, bert_tokenizer) -> str:
+    """Tiny DistilBERT without dropout, so one process and two see exactly the same computation."""
+    from transformers import AutoModelForQuestionAnswering, DistilBertConfig
+
+    out = tmp_path_factory.mktemp("tiny-no-dropout")
+    config = DistilBertConfig(
+        vocab_size=len(bert_tokenizer),
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        dropout=0.0,
+        attention_dropout=0.0,
+        qa_dropout=0.0,
+    )
+    torch.manual_seed(0)
+    AutoModelForQuestionAnswering.from_config(config).save_pretrained(out)
+    bert_tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LIGHTNING_QA_RUN", None)
+    return env
+
+
+def _train_losses(run_dir) -> list[float]:
+    import csv
+
+    rows = csv.DictReader(open(os.path.join(run_dir, "metrics.csv")))
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+@requires_minilm
+def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dropout_model_dir, sample_dir):
+    """Same global batch (1 x 8 vs 2 x 4), no shuffling, no dropout: same losses and weights."""
+    common = [
+        "fit",
+        "--model.model_name_or_path",
+        no_dropout_model_dir,
+        "--data.train_file",
+        str(sample_dir / "train.json"),
+        "--data.shuffle",
+        "false",
+        "--trainer.max_steps",
+        "6",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.learning_rate",
+        "1e-3",
+        *SMALL,
+    ]
+    runs = {}
+    for name, extra in (
+        ("one", ["--trainer.devices", "1", "--data.train_batch_size", "8"]),
+        ("two", ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--data.train_batch_size", "4"]),
+    ):
+        root = tmp_path / name
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lightning_qa.cli",
+                *common,
+                *extra,
+                "--trainer.default_root_dir",
+                str(root),
+                "--data.cache_dir",
+                str(tmp_path / f"cache-{name}"),
+            ],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = (root / "version_0", proc.stdout + proc.stderr)
+    one, two = _train_losses(runs["one"][0]), _train_losses(runs["two"][0])
+    assert len(one) == len(two) == 6
+    assert one[-1] < one[0]  # it learns
+    for a, b in zip(one, two, strict=True):
+        assert b == pytest.approx(a, rel=1e-4)
+    w1 = load_checkpoint(str(runs["one"][0] / "last.ckpt"))["state_dict"]
+    w2 = load_checkpoint(str(runs["two"][0] / "last.ckpt"))["state_dict"]
+    # Adam turns float noise in near-zero gradients into up to ~lr-sized steps: compare at that scale
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 2e-3
+    # the features were tokenized once (by local rank 0 in prepare_data); the other rank read the cache
+    assert runs["two"][1].count("Tokenized train:") == 1
+
+
+@requires_minilm
+def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, tiny_model_dir, sample_dir):
+    port, root = _free_port(), tmp_path / "runs"
+    args = [
+        "fit",
+        "--model.model_name_or_path",
+        tiny_model_dir,
+        "--data.train_file",
+        str(sample_dir / "train.json"),
+        "--data.validation_file",
+        str(sample_dir / "dev.json"),
+        "--data.max_train_samples",
+        "48",
+        "--data.max_eval_samples",
+        "21",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.num_nodes",
+        "2",
+        "--trainer.devices",
+        "1",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        *SMALL,
+    ]
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "-m",
+                "lightning_qa.cli",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(),
+        )
+        for rank in (0, 1)
+    ]
+    logs = [n.communicate(timeout=300)[0] for n in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    runs = [d for d in root.iterdir() if (d / "last.ckpt").exists()]
+    assert len(runs) == 1 and (runs[0] / "best.ckpt").exists()
+    assert len(json.loads((runs[0] / "predictions.json").read_text())) == 21  # both nodes' examples, once
+    assert last_metrics(runs[0])["val/examples"] == 21
+    assert sum(log.count("Tokenized validation:") for log in logs) == 1  # one machine, one tokenization
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_half_precision_fit_gives_finite_losses_and_answers(tmp_path, tiny_model_dir, sample_dir, precision):
+    root = tmp_path / "runs"
+    main(
+        [
+            "fit",
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            "--trainer.precision",
+            precision,
+            "--data.train_file",
+            str(sample_dir / "train.json"),
+            "--data.validation_file",
+            str(sample_dir / "dev.json"),
+            "--data.max_train_samples",
+            "32",
+            "--data.max_eval_samples",
+            "10",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.log_every_n_steps",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+            *SMALL,
+        ]
+    )
+    losses = _train_losses(root / "version_0")
+    assert losses and all(math.isfinite(x) for x in losses)
+    scores = last_metrics(root / "version_0")
+    assert scores["val/examples"] == 10 and math.isfinite(scores["val/loss"])
+    predictions = json.loads((root / "version_0" / "predictions.json").read_text())
+    assert len(predictions) == 10 and all(isinstance(a, str) and a for a in predictions.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pad_to_multiple_of", ["8", "64"])
+def test_compiled_fit_and_predict(tmp_path, tiny_model_dir, sample_dir, pad_to_multiple_of):
+    root = tmp_path / "runs"
+    common = [
+        "--model.compile",
+        "true",
+        "--data.pad_to_multiple_of",
+        pad_to_multiple_of,
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.enable_progress_bar",
+        "false",
+        *SMALL,
+    ]
+    main(
+        [
+            "fit",
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            "--data.train_file",
+            str(sample_dir / "train.json"),
+            "--data.max_train_samples",
+            "32",
+            "--trainer.max_steps",
+            "3",
+            "--trainer.log_every_n_steps",
+            "1",
+            *common,
+        ]
+    )
+    assert all(math.isfinite(x) for x in _train_losses(root / "version_0"))
+    out = tmp_path / "answers.jsonl"
+    main(
+        [
+            "predict",
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            "--data.predict_file",
+            str(sample_dir / "questions.jsonl"),
+            "--predictions_file",
+            str(out),
+            *common,
+        ]
+    )
+    assert len(out.read_text().splitlines()) == 10

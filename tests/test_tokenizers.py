@@ -1,0 +1,246 @@
+"""Any encoder, not just WordPiece: byte-level BPE without token types (RoBERTa), SentencePiece-style
+Unigram (ALBERT) and a tokenizer that pads on the left (context first). Tiny offline models of each:
+labels, a short fit through the CLI, and decoding.  Run: pytest tests/test_tokenizers.py"""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+from test_data import check_labels
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AlbertConfig, AutoModelForQuestionAnswering, PreTrainedTokenizerFast, RobertaConfig
+
+from lightning_qa.cli import main
+from lightning_qa.data import load_tokenizer, prepare_features
+from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+from lightning_qa.io import read_examples
+from lightning_qa.tiny import squad_texts
+
+SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
+# repeated spaces, a tab, a newline, accents: where offsets of sub-word schemes differ most
+ODD_CONTEXT = "Zoë  opened\tthe Café  Lumière in 1887.\nIt closed   in 1901, said Ana Muñoz."
+
+
+def save_model(out, tokenizer: PreTrainedTokenizerFast, config) -> str:
+    torch.manual_seed(0)
+    AutoModelForQuestionAnswering.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def texts(sample_dir) -> list[str]:
+    return squad_texts([str(sample_dir / "train.json")])
+
+
+@pytest.fixture(scope="module")
+def roberta_bpe_dir(tmp_path_factory, sample_dir) -> str:
+    """Byte-level BPE, `<s> A </s></s> B </s>`, no token_type_ids, offsets trimmed of the leading space."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok.train_from_iterator(
+        texts(sample_dir),
+        trainers.BpeTrainer(vocab_size=1000, special_tokens=specials, initial_alphabet=alphabet),
+    )
+    tok.post_processor = processors.RobertaProcessing(
+        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")), trim_offsets=True
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        **dict(bos_token="<s>", cls_token="<s>", eos_token="</s>", sep_token="</s>"),
+        **dict(unk_token="<unk>", pad_token="<pad>", mask_token="<mask>"),
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        **dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+        max_position_embeddings=520,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    return save_model(tmp_path_factory.mktemp("roberta-bpe"), tokenizer, config)
+
+
+@pytest.fixture(scope="module")
+def albert_unigram_dir(tmp_path_factory, sample_dir) -> str:
+    """SentencePiece-style Unigram with a Metaspace pre-tokenizer and ALBERT's normalizer (lower case,
+    no accents, whitespace runs collapsed); `[CLS] A [SEP] B [SEP]` with token types."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Replace("``", '"'),
+            normalizers.Replace("''", '"'),
+            normalizers.NFKD(),
+            normalizers.StripAccents(),
+            normalizers.Lowercase(),
+            normalizers.Replace(Regex(r"\s"), " "),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(
+        texts(sample_dir), trainers.UnigramTrainer(vocab_size=800, special_tokens=specials, unk_token="<unk>")
+    )
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        **dict(cls_token="[CLS]", sep_token="[SEP]", unk_token="<unk>", pad_token="<pad>"),
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    config = AlbertConfig(
+        vocab_size=len(tokenizer),
+        **dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2),
+        intermediate_size=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return save_model(tmp_path_factory.mktemp("albert-unigram"), tokenizer, config)
+
+
+@pytest.fixture(scope="module")
+def left_padded_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """The tiny DistilBERT with a tokenizer that pads on the left: windows put the context first."""
+    out = tmp_path_factory.mktemp("left-padded")
+    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
+    tokenizer = load_tokenizer(tiny_model_dir)
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+FAMILIES = ["roberta_bpe_dir", "albert_unigram_dir", "left_padded_dir"]
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> tuple[str, str]:
+    return request.param, request.getfixturevalue(request.param)
+
+
+def columns(records: list[dict]) -> dict[str, list]:
+    return {k: [r[k] for r in records] for k in ("id", "question", "context", "answers")}
+
+
+def odd_record() -> dict:
+    answer = "Ana Muñoz"
+    return {
+        "id": "odd",
+        "title": "",
+        "question": "Who said it?",
+        "context": ODD_CONTEXT,
+        "answers": {"text": [answer], "answer_start": [ODD_CONTEXT.index(answer)]},
+    }
+
+
+def test_each_family_is_what_it_claims(family):
+    name, model_dir = family
+    tokenizer = load_tokenizer(model_dir)
+    feats = prepare_features(columns([odd_record()]), tokenizer, 64, 16, 16, for_eval=True)
+    ids, offsets = feats["input_ids"][0], feats["offsets"][0]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    context_positions = [i for i, o in enumerate(offsets) if o[0] >= 0]
+    if name == "roberta_bpe_dir":
+        assert "token_type_ids" not in feats and tokenizer.padding_side == "right"
+        first = context_positions[0]
+        assert tokens[0] == "<s>" and tokens[first - 2 : first] == ["</s>", "</s>"] and tokens[-1] == "</s>"
+    if name == "albert_unigram_dir":
+        assert feats["token_type_ids"][0][-1] == 1 and tokens[0] == "[CLS]"
+        assert tokens[context_positions[0]].startswith("▁")
+    if name == "left_padded_dir":
+        assert tokenizer.padding_side == "left"
+        assert context_positions[0] == 1  # [CLS] context [SEP] question [SEP]
+        assert tokens[context_positions[-1] + 1] == "[SEP]" and tokens[-1] == "[SEP]"
+    assert feats["cls_index"] == [0]
+
+
+def test_labels_align(family, sample_dir):
+    name, model_dir = family
+    tokenizer = load_tokenizer(model_dir)
+    records = read_examples(str(sample_dir / "train.json")) + [odd_record()]
+    counts = check_labels(records, tokenizer, max_seq_length=128, doc_stride=32)
+    assert counts["cls"] > 100 and counts["features"] > len(records)
+    labelled = counts["features"] - counts["cls"]
+    if name == "albert_unigram_dir":
+        # Metaspace pieces carry the space before a word: a word-initial answer is covered by a span
+        # that starts one character early, at that space (check_labels checks it is the smallest one)
+        assert counts["covering"] > 0.8 * labelled
+    else:
+        assert counts["exact"] > 0.95 * labelled
+
+
+def test_fit_validate_and_decode_through_the_cli(family, tmp_path, sample_dir):
+    name, model_dir = family
+    root = tmp_path / "runs"
+    main(
+        [
+            *("fit", "--model.model_name_or_path", model_dir, "--model.learning_rate", "1e-3"),
+            *("--data.train_file", str(sample_dir / "train.json")),
+            *("--data.validation_file", str(sample_dir / "dev.json")),
+            *("--data.max_train_samples", "24", "--data.max_eval_samples", "12", *SMALL),
+            *("--trainer.max_steps", "4", "--trainer.val_check_interval", "4"),
+            *("--trainer.num_sanity_val_steps", "0", "--trainer.log_every_n_steps", "1"),
+            *("--trainer.enable_progress_bar", "false"),
+            *("--trainer.default_root_dir", str(root), "--data.cache_dir", str(tmp_path / "cache")),
+        ]
+    )
+    run = root / "version_0"
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert losses and all(0 < x < 20 for x in losses)
+    assert [float(r["val/examples"]) for r in rows if r.get("val/examples")] == [12.0]
+    predictions = json.loads((run / "predictions.json").read_text())
+    contexts = {r["id"]: r["context"] for r in read_examples(str(sample_dir / "dev.json"))}
+    assert len(predictions) == 12
+    for qid, answer in predictions.items():
+        assert answer and answer in contexts[qid], (name, qid, answer)
+
+
+WHITESPACE_IN_OFFSETS = pytest.mark.xfail(
+    strict=True,
+    reason="finding: token offsets include whitespace (Metaspace's leading space; byte-level BPE's lone "
+    "space, tab and newline tokens) and decoding returns context[start:end] as it is",
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("roberta_bpe_dir", marks=WHITESPACE_IN_OFFSETS),
+        pytest.param("albert_unigram_dir", marks=WHITESPACE_IN_OFFSETS),
+        "left_padded_dir",
+    ],
+)
+def test_decoded_answers_are_trimmed_substrings(name, request):
+    """Put the best start and end on each context token in turn: the answer decoded is exactly
+    context[start:end], not empty, and neither starts nor ends with whitespace."""
+    tokenizer = load_tokenizer(request.getfixturevalue(name))
+    record = odd_record()
+    feats = prepare_features(columns([record]), tokenizer, 64, 16, 16, for_eval=True)
+    bad = []
+    for f, offsets in enumerate(feats["offsets"]):
+        offsets_t = torch.tensor([offsets])
+        for i in (i for i, o in enumerate(offsets) if o[0] >= 0):
+            logits = torch.zeros(1, len(offsets))
+            logits[0, i] = 10.0
+            cands = feature_candidates(
+                logits, logits, offsets_t, torch.tensor([feats["cls_index"][f]]), 5, 30
+            )
+            (merged,) = merge_windows([0], cands, 5)
+            (picked,) = select_answers([merged], [ODD_CONTEXT])
+            assert picked["answer"] == ODD_CONTEXT[picked["start"] : picked["end"]]
+            if not picked["answer"] or picked["answer"] != picked["answer"].strip():
+                bad.append(picked["answer"])
+    assert bad == []
