@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_qa.data import SquadDataModule
 from lightning_qa.export import ExportBestModel, load_checkpoint, materialize
 from lightning_qa.io import DataError
-from lightning_qa.model import QAModel, answer_probability, gather_objects
+from lightning_qa.model import NonFiniteLossError, QAModel, answer_probability, gather_objects
+from lightning_qa.plots import TrainingCurves
 
 RUN_ENV = "LIGHTNING_QA_RUN"
 # settings a checkpoint supplies unless the user sets them: decoding, and tokenization as trained
@@ -39,6 +41,7 @@ SUBCOMMANDS = {
     "predict": "Answer questions from a file or --data.question/--data.context; writes JSON Lines.",
     "evaluate": "Score a {id: answer} predictions file against a SQuAD dataset, like the official scripts.",
     "export": "Write a checkpoint as a Hugging Face model directory.",
+    "serve": "Serve a model or checkpoint over HTTP: POST /predict (LitServe, dynamic batching).",
 }
 
 
@@ -108,12 +111,13 @@ class QACLI(LightningCLI):
             help="predict: JSON Lines output (default <run dir>/predictions.jsonl)",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ExportBestModel, "export")  # --export.push_to_hub, --export.onnx
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/f1",
                 "checkpoint.mode": "max",
                 "checkpoint.filename": "best",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,  # last.ckpt comes from its own callback, every epoch
                 "checkpoint.save_top_k": 1,
                 "checkpoint.auto_insert_metric_name": False,
             }
@@ -146,14 +150,7 @@ class QACLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand]
         if cfg.trainer.logger in (None, True):
-            cfg.trainer.logger = Namespace(
-                class_path="lightning.pytorch.loggers.CSVLogger",
-                init_args=Namespace(
-                    save_dir=cfg.trainer.default_root_dir,
-                    name="",
-                    version=run_name(cfg.trainer.default_root_dir),
-                ),
-            )
+            cfg.trainer.logger = run_loggers(cfg.trainer.default_root_dir)
         ckpt = cfg.get("ckpt_path")
         if self.subcommand != "fit" and ckpt and os.path.isfile(ckpt):
             # the checkpoint carries config + tokenizer: the base model need not exist any more
@@ -164,7 +161,7 @@ class QACLI(LightningCLI):
             self.trainer_defaults_callbacks = [PredictionWriter(cfg.get("predictions_file"))]
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        extra: list[Callback] = [RichModelSummary(max_depth=2), ExportBestModel()]
+        extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves()]
         if (
             kwargs.get(
                 "enable_progress_bar", self.config_init[self.subcommand].trainer.get("enable_progress_bar")
@@ -173,12 +170,29 @@ class QACLI(LightningCLI):
         ):
             extra.append(RichProgressBar(leave=True))
         extra += getattr(self, "trainer_defaults_callbacks", [])
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + extra
+        # Lightning 2.6 writes last.ckpt only when a new best is saved: keep our own, written every epoch
+        extra.append(
+            ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        )
+        user = kwargs.get("callbacks") or self.config_init[self.subcommand].trainer.get("callbacks") or []
+        kwargs["callbacks"] = list(user) + extra
         trainer = super().instantiate_trainer(**kwargs)
-        cb = trainer.checkpoint_callback
-        if isinstance(cb, ModelCheckpoint) and cb.dirpath is None and trainer.log_dir:
-            cb.dirpath = trainer.log_dir  # checkpoints/<run>/best.ckpt, last.ckpt
+        for cb in trainer.checkpoint_callbacks:
+            if cb.dirpath is None and trainer.log_dir:
+                cb.dirpath = trainer.log_dir  # checkpoints/<run>/best.ckpt, last.ckpt
         return trainer
+
+
+def run_loggers(root: str) -> list[Namespace]:
+    """CSV (and TensorBoard, when installed) logs in one run directory `root/version_N`. Written into
+    the saved config.yaml, so `fit -c <run>/config.yaml --ckpt_path last` resumes in the same directory."""
+    args = Namespace(save_dir=root, name="", version=run_name(root))
+    loggers = [Namespace(class_path="lightning.pytorch.loggers.CSVLogger", init_args=args)]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(
+            Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger", init_args=args.clone())
+        )
+    return loggers
 
 
 def run_name(root: str) -> str:
@@ -223,6 +237,11 @@ def main(args: ArgsType = None) -> None:
 
         export_main(argv[1:])
         return None
+    if argv[0] == "serve":
+        from lightning_qa.serve import main as serve_main
+
+        serve_main(argv[1:])
+        return None
     torch.set_float32_matmul_precision("high")
     transformers.utils.logging.disable_progress_bar()
     logger = logging.getLogger("lightning_qa")
@@ -241,7 +260,7 @@ def main(args: ArgsType = None) -> None:
             trainer_defaults={"default_root_dir": "checkpoints"},
             parser_kwargs={"prog": "lightning_qa"},
         )
-    except (DataError, ValueError, OSError, MisconfigurationException) as e:
+    except (DataError, ValueError, OSError, MisconfigurationException, NonFiniteLossError) as e:
         if verbose:
             raise
         lines = (

@@ -10,9 +10,11 @@ import inspect
 import json
 import math
 import os
+import random
 import tempfile
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -27,9 +29,18 @@ from transformers import (
 )
 
 from lightning_qa import metrics
-from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+from lightning_qa.decoding import (
+    context_word_ids,
+    feature_candidates,
+    merge_windows,
+    pipeline_answers,
+    pipeline_candidates,
+    select_answers,
+    word_offsets,
+)
 
 CKPT_KEY = "lightning_qa"
+PIPELINE_SPANS_PER_WINDOW = 2 * 1 + 10  # the old pipeline's pool for top_k=1 with align_to_words
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
@@ -53,7 +64,13 @@ class QAModel(LightningModule):
         write_nbest: Also write `nbest_predictions.json` (top answers with text, score, probability and
             character offsets) next to `predictions.json`.
         compile: Compile the encoder's forward with torch.compile.
+        nonfinite_loss: On a NaN/inf training loss: "stop" the run (checkpoints so far are kept), "skip"
+            the batch, or "ignore" (saves the per-step check, one host-device sync).
         trust_remote_code: Allow models with custom code from the hub.
+        decoding: How `predict` ranks answers: "logits" (start + end logit over all windows, the rule
+            validation scores) or "pipeline" (the old transformers question-answering pipeline's: per-window
+            probabilities, answers with the same text merged, whole words; see `lightning_qa.predictor`;
+            `score` is then the pipeline's). Validation and test always use "logits".
     """
 
     def __init__(
@@ -70,10 +87,14 @@ class QAModel(LightningModule):
         version_2_with_negative: bool = False,
         null_score_diff_threshold: float | None = None,
         write_nbest: bool = False,
+        nonfinite_loss: Literal["stop", "skip", "ignore"] = "stop",
         compile: bool = False,
         trust_remote_code: bool = False,
+        decoding: Literal["logits", "pipeline"] = "logits",
     ) -> None:
         super().__init__()
+        if decoding not in ("logits", "pipeline"):
+            raise ValueError(f"decoding must be 'logits' or 'pipeline', not {decoding!r}")
         self.save_hyperparameters()
         if pretrained:
             self.model = AutoModelForQuestionAnswering.from_pretrained(
@@ -111,11 +132,28 @@ class QAModel(LightningModule):
             )
         return out
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss = self(batch).loss
+        if self.hparams.nonfinite_loss != "ignore" and self._any_rank_nonfinite(loss):
+            if self.hparams.nonfinite_loss == "skip":
+                rank_zero_warn(f"non-finite training loss at step {self.global_step}: batch skipped")
+                return None  # no backward, no optimizer step, on every rank alike
+            raise NonFiniteLossError(
+                f"non-finite training loss at step {self.global_step}: run stopped before the weights were "
+                "touched; the last good checkpoint is kept (set --model.nonfinite_loss skip to skip such batches)"
+            )
         # synced: one scalar all-reduce, so the logged curve is the global batch's, on any number of devices
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         return loss
+
+    def _any_rank_nonfinite(self, loss: torch.Tensor) -> bool:
+        """One decision for all ranks: a rank that stopped or skipped alone would deadlock the others."""
+        bad = not bool(torch.isfinite(loss))
+        return (
+            self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+            if self.trainer.world_size > 1
+            else bad
+        )
 
     # -- evaluation ----------------------------------------------------------------------------------
     def _eval_step(self, batch: dict[str, Any], prefix: str) -> None:
@@ -169,6 +207,8 @@ class QAModel(LightningModule):
         """Per-example answers from collected step outputs (this rank's examples only)."""
         if not outputs:
             return []
+        if outputs[0].get("decoding") == "pipeline":
+            return self._decode_pipeline(outputs)
         cands = {
             k: torch.cat([o[k] for o in outputs]) for k in ("start_char", "end_char", "score", "null_score")
         }
@@ -248,7 +288,72 @@ class QAModel(LightningModule):
     # -- prediction ----------------------------------------------------------------------------------
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         out = self(batch)
+        if self.hparams.get("decoding", "logits") == "pipeline":
+            return self._pipeline_candidates(batch, out.start_logits, out.end_logits)
         return self._candidates(batch, out.start_logits, out.end_logits)
+
+    def _pipeline_candidates(
+        self, batch: dict[str, Any], start_logits: torch.Tensor, end_logits: torch.Tensor
+    ) -> dict[str, Any]:
+        """`--model.decoding pipeline`: each window's best spans by the old pipeline's rule, aligned to words
+        (its defaults: top_k 1, so 2 * 1 + 10 spans per window)."""
+        words = context_word_ids(self.tokenizer, batch["context"], batch["offsets"])
+        cands = pipeline_candidates(
+            start_logits,
+            end_logits,
+            batch["offsets"],
+            batch["cls_index"],
+            PIPELINE_SPANS_PER_WINDOW,
+            self.hparams.max_answer_length,
+            word_offsets(batch["offsets"], words),
+        )
+        return {
+            **{k: v.cpu() for k, v in cands.items()},
+            "decoding": "pipeline",
+            "example_index": batch["example_index"].cpu(),
+            "feature_index": batch["feature_index"].cpu(),
+            "example_id": batch["example_id"],
+            "context": batch["context"],
+            "answer_texts": batch["answer_texts"],
+        }
+
+    def _decode_pipeline(self, outputs: list[dict[str, Any]]) -> list[dict]:
+        """Answers by the old pipeline's rule; "pipeline_score" is the score `lightning_qa predict` writes."""
+        cands = {
+            k: torch.cat([o[k] for o in outputs]) for k in ("start_char", "end_char", "score", "null_score")
+        }
+        info: dict[int, tuple] = {}
+        for o in outputs:
+            for i, ex in enumerate(o["example_index"].tolist()):
+                info.setdefault(ex, (o["example_id"][i], o["context"][i], o["answer_texts"][i]))
+        ranked = pipeline_answers(
+            torch.cat([o["example_index"] for o in outputs]),
+            cands,
+            {ex: v[1] for ex, v in info.items()},
+            top_k=1,
+            handle_impossible_answer=self.hparams.version_2_with_negative,
+            null_score_diff_threshold=self.null_threshold,
+            window_index=torch.cat([o["feature_index"] for o in outputs]),
+        )
+        answers = []
+        for r in ranked:
+            best = r["answers"][0] if r["answers"] else {"score": 0.0, "start": 0, "end": 0, "answer": ""}
+            example_id, _, gold = info[r["example_index"]]
+            no_answer = not r["answers"] or (best["answer"] == "" and best["start"] == best["end"] == 0)
+            answers.append(
+                {
+                    "example_index": r["example_index"],
+                    "id": example_id,
+                    "gold": gold,
+                    "answer": best["answer"],
+                    "start": best["start"],
+                    "end": best["end"],
+                    "no_answer": no_answer,
+                    "pipeline_score": best["score"],
+                    "null_score": r["null_score"],
+                }
+            )
+        return answers
 
     # -- optimisation --------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -285,12 +390,41 @@ class QAModel(LightningModule):
             "null_score_diff_threshold": self.null_threshold,
             "tuned_null_threshold": self.tuned_null_threshold,
             "metrics": self.last_metrics,
+            "rng": rng_states(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.get(CKPT_KEY, {})
         self.tuned_null_threshold = meta.get("tuned_null_threshold")
         self.last_metrics = meta.get("metrics", {})
+        if "rng" in meta and self._trainer is not None and self.trainer.state.fn == "fit":
+            set_rng_states(meta["rng"])  # a resumed run draws the same dropout masks as an uninterrupted one
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as plain types and tensors (loadable with weights_only)."""
+    np_state = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in states["python"]))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def qa_loss(
@@ -313,7 +447,10 @@ def qa_loss(
 
 def answer_probability(answer: dict, version_2: bool) -> float:
     """Probability of the returned answer: softmax of start+end logits over the example's n-best spans,
-    and for SQuAD 2.0 over those spans plus the null answer (so a "" answer gets the null's share)."""
+    and for SQuAD 2.0 over those spans plus the null answer (so a "" answer gets the null's share).
+    Answers decoded with `--model.decoding pipeline` carry the old pipeline's score instead."""
+    if "pipeline_score" in answer:
+        return answer["pipeline_score"]
     if not version_2:
         return answer["probability"]
     scores = [c["score"] for c in answer["nbest"]] + [answer["null_score"]]

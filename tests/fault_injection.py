@@ -1,0 +1,32 @@
+"""Callbacks that break a run on purpose, for the resume and non-finite-loss tests (used through
+`--trainer.callbacks+=fault_injection.X` with tests/ on PYTHONPATH)."""
+
+import os
+import signal
+
+import torch
+from lightning.pytorch import Callback
+
+
+class KillAtEpoch(Callback):
+    """SIGKILL this very process when `epoch` starts (once: a marker file remembers it happened)."""
+
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch, self.marker = epoch, marker
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PoisonAtEpoch(Callback):
+    """Fill the QA head with NaN when `epoch` starts, so every later loss is NaN."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                pl_module.model.qa_outputs.weight.fill_(float("nan"))

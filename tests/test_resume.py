@@ -1,0 +1,117 @@
+"""Interrupted runs: SIGKILL then resume equals an uninterrupted run; NaN losses stop cleanly.
+
+Run: pytest tests/test_resume.py   (starts real `python -m lightning_qa.cli` processes)
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from test_evaluation import SMALL, last_metrics
+
+from lightning_qa.export import load_checkpoint
+
+TESTS = str(Path(__file__).resolve().parent)
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    env.pop("LIGHTNING_QA_RUN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_qa.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _fit_args(tmp_path, model_dir, sample_dir, root: str) -> list[str]:
+    return [
+        "fit",
+        "--model.model_name_or_path",
+        model_dir,
+        "--data.train_file",
+        str(sample_dir / "train.json"),
+        "--data.validation_file",
+        str(sample_dir / "dev.json"),
+        "--data.max_train_samples",
+        "48",
+        "--data.max_eval_samples",
+        "12",
+        "--data.train_batch_size",
+        "8",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--seed_everything",
+        "7",
+        "--trainer.default_root_dir",
+        str(tmp_path / root),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        *SMALL,
+    ]
+
+
+def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, tiny_model_dir, sample_dir):
+    straight = _run(_fit_args(tmp_path, tiny_model_dir, sample_dir, "straight"))
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    marker = tmp_path / "kill.marker"
+    killed = _run(
+        _fit_args(tmp_path, tiny_model_dir, sample_dir, "killed")
+        + [
+            "--trainer.callbacks+=fault_injection.KillAtEpoch",
+            "--trainer.callbacks.epoch=1",
+            f"--trainer.callbacks.marker={marker}",
+        ]
+    )
+    assert killed.returncode == -signal.SIGKILL and marker.exists()  # really killed, after epoch 0
+    run = tmp_path / "killed" / "version_0"
+    after_kill = load_checkpoint(str(run / "last.ckpt"))
+    assert after_kill["epoch"] == 0
+
+    resumed = _run(["fit", "-c", str(run / "config.yaml"), "--ckpt_path", "last"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["version_0"]  # same run directory
+
+    a = load_checkpoint(str(tmp_path / "straight" / "version_0" / "last.ckpt"))
+    b = load_checkpoint(str(run / "last.ckpt"))
+    assert a["global_step"] == b["global_step"] == 2 * after_kill["global_step"]  # the step count continued
+    assert a["epoch"] == b["epoch"] == 1
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    final = last_metrics(tmp_path / "straight" / "version_0")
+    again = last_metrics(run)
+    for key in ("val/exact_match", "val/f1", "val/loss"):
+        assert again[key] == final[key]
+
+
+def test_nonfinite_loss_stops_with_one_line_and_keeps_the_good_checkpoint(
+    tmp_path, tiny_model_dir, sample_dir
+):
+    proc = _run(
+        _fit_args(tmp_path, tiny_model_dir, sample_dir, "nan")
+        + ["--trainer.callbacks+=fault_injection.PoisonAtEpoch", "--trainer.callbacks.epoch=1"]
+    )
+    assert proc.returncode == 2
+    assert re.search(
+        r"^lightning_qa: error: non-finite training loss at step \d+: run stopped", proc.stderr, re.M
+    )
+    assert "Traceback" not in proc.stderr
+    kept = load_checkpoint(str(tmp_path / "nan" / "version_0" / "last.ckpt"))
+    assert kept["epoch"] == 0 and all(
+        torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
+    )
