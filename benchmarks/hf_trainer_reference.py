@@ -58,7 +58,9 @@ def _windows(batch: dict, tokenizer, max_length: int, stride: int, pad_to_max_le
     )
 
 
-def prepare_train_features(batch: dict, tokenizer, max_length=384, stride=128, pad_to_max_length=True) -> dict:
+def prepare_train_features(
+    batch: dict, tokenizer, max_length=384, stride=128, pad_to_max_length=True
+) -> dict:
     """Windows labelled with the token span of the first answer, or the CLS index when it does not fit."""
     enc = _windows(batch, tokenizer, max_length, stride, pad_to_max_length)
     sample_map = enc.pop("overflow_to_sample_mapping")
@@ -96,18 +98,24 @@ def prepare_eval_features(batch: dict, tokenizer, max_length=384, stride=128, pa
     return enc
 
 
-def featurize(examples: list[dict], tokenizer, for_eval: bool, pad_to_max_length: bool, max_length=384, stride=128):
+def featurize(
+    examples: list[dict], tokenizer, for_eval: bool, pad_to_max_length: bool, max_length=384, stride=128
+):
     table = datasets.Dataset.from_list(examples)
     fn = prepare_eval_features if for_eval else prepare_train_features
     return table.map(
         fn,
         batched=True,
         remove_columns=table.column_names,
-        fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, stride=stride, pad_to_max_length=pad_to_max_length),
+        fn_kwargs=dict(
+            tokenizer=tokenizer, max_length=max_length, stride=stride, pad_to_max_length=pad_to_max_length
+        ),
     )
 
 
-def postprocess(examples: list[dict], features, start_logits, end_logits, n_best=20, max_answer_length=30) -> dict:
+def postprocess(
+    examples: list[dict], features, start_logits, end_logits, n_best=20, max_answer_length=30
+) -> dict:
     """{id: answer}: per window the n_best start and end logits (over all positions), valid context spans only,
     best start+end score over an example's windows; "empty" when nothing is valid, as the example does."""
     by_example = collections.defaultdict(list)
@@ -140,7 +148,13 @@ class CountingCollator:
 
     def __call__(self, features):
         batch = self.inner(features)
-        self.batches.append((int(batch["input_ids"].shape[0]), int(batch["input_ids"].numel()), int(batch["attention_mask"].sum())))
+        self.batches.append(
+            (
+                int(batch["input_ids"].shape[0]),
+                int(batch["input_ids"].numel()),
+                int(batch["attention_mask"].sum()),
+            )
+        )
         return batch
 
 
@@ -158,37 +172,81 @@ class StepTimer(TrainerCallback):
             self.t1 = now
 
 
-def train(model_dir: str, train_examples: list[dict], out_dir: str, steps: int, batch_size=16, learning_rate=5e-5,
-          weight_decay=0.01, warmup_steps=0, seed=42, bf16=False, dynamic_padding=False, group_by_length=False,
-          timed_warmup=2, eval_batch_size=32, max_length=384, stride=128):
+def train(
+    model_dir: str,
+    train_examples: list[dict],
+    out_dir: str,
+    *,
+    steps: int,
+    batch_size=16,
+    learning_rate=5e-5,
+    weight_decay=0.01,
+    warmup_steps=0,
+    seed=42,
+    bf16=False,
+    dynamic_padding=False,
+    group_by_length=False,
+    timed_warmup=2,
+    eval_batch_size=32,
+    max_length=384,
+    stride=128,
+):
     """Fine-tune for `steps` optimizer steps; returns (trainer, tokenizer, stats)."""
     t_start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     features = featurize(train_examples, tokenizer, False, not dynamic_padding, max_length, stride)
     prep_s = time.perf_counter() - t_start
     args = TrainingArguments(
-        output_dir=out_dir, per_device_train_batch_size=batch_size, per_device_eval_batch_size=eval_batch_size,
-        learning_rate=learning_rate, weight_decay=weight_decay, lr_scheduler_type="linear", warmup_steps=warmup_steps,
-        max_steps=steps, optim="adamw_torch_fused", max_grad_norm=0.0, seed=seed, bf16=bf16, use_cpu=True,
-        train_sampling_strategy="group_by_length" if group_by_length else "random", save_strategy="no",
-        logging_steps=50, report_to="none", disable_tqdm=True, dataloader_pin_memory=False,
+        output_dir=out_dir,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=eval_batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup_steps,
+        max_steps=steps,
+        optim="adamw_torch_fused",
+        max_grad_norm=0.0,
+        seed=seed,
+        bf16=bf16,
+        use_cpu=True,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        save_strategy="no",
+        logging_steps=50,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
     )
-    collator = CountingCollator(DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic_padding else default_data_collator)
+    collator = CountingCollator(
+        DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic_padding else default_data_collator
+    )
     timer = StepTimer(timed_warmup)
     model = AutoModelForQuestionAnswering.from_pretrained(model_dir)
-    trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=collator, callbacks=[timer])
+    trainer = Trainer(
+        model=model, args=args, train_dataset=features, data_collator=collator, callbacks=[timer]
+    )
     t_train = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t_train
     timed = collator.batches[timed_warmup : timer.steps]  # the batches of steps warmup+1 .. last
-    stats = timing(timer.steps, timed_warmup, timer.t0, timer.t1, *(sum(b[k] for b in timed) for k in range(3)))
+    stats = timing(
+        timer.steps, timed_warmup, timer.t0, timer.t1, *(sum(b[k] for b in timed) for k in range(3))
+    )
     stats.update(features=len(features), prepare_s=round(prep_s, 2), train_s=round(train_s, 2))
     trainer.data_collator = collator.inner
     return trainer, tokenizer, stats
 
 
-def evaluate(trainer, tokenizer, eval_examples: list[dict], pad_to_max_length=True, n_best=20, max_answer_length=30,
-             max_length=384, stride=128) -> dict:
+def evaluate(
+    trainer,
+    tokenizer,
+    eval_examples: list[dict],
+    pad_to_max_length=True,
+    n_best=20,
+    max_answer_length=30,
+    max_length=384,
+    stride=128,
+) -> dict:
     """EM/F1 (official v1.1 metric) of the trained model; time includes tokenizing and post-processing."""
     t = time.perf_counter()
     features = featurize(eval_examples, tokenizer, True, pad_to_max_length, max_length, stride)
@@ -196,8 +254,11 @@ def evaluate(trainer, tokenizer, eval_examples: list[dict], pad_to_max_length=Tr
     start_logits, end_logits = output.predictions[:2]
     predictions = postprocess(eval_examples, features, start_logits, end_logits, n_best, max_answer_length)
     scores = squad_v1({e["id"]: e["answers"]["text"] for e in eval_examples}, predictions)
-    return {**{k: round(v, 3) for k, v in scores.items()}, "eval_s": round(time.perf_counter() - t, 2),
-            "predictions": predictions}
+    return {
+        **{k: round(v, 3) for k, v in scores.items()},
+        "eval_s": round(time.perf_counter() - t, 2),
+        "predictions": predictions,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -221,9 +282,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-eval", type=int)
     a = p.parse_args(argv)
     train_examples = read_examples(a.train_file)[: a.max_train]
+    same = ("steps", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_steps", "seed")
     trainer, tokenizer, stats = train(
-        a.model_dir, train_examples, a.output_dir, a.steps, a.batch_size, a.learning_rate, a.weight_decay,
-        a.warmup_steps, a.seed, a.precision == "bf16", a.dynamic_padding, a.group_by_length, a.warmup, a.eval_batch_size,
+        a.model_dir,
+        train_examples,
+        a.output_dir,
+        bf16=a.precision == "bf16",
+        dynamic_padding=a.dynamic_padding,
+        group_by_length=a.group_by_length,
+        timed_warmup=a.warmup,
+        **{k: getattr(a, k) for k in same},
     )
     result = {"side": "reference", **stats}
     if a.eval_file:

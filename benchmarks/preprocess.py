@@ -39,10 +39,14 @@ from lightning_qa.io import read_examples  # noqa: E402
 TARGET = 1.5
 
 
-def ours(data: str, tokenizer_dir: str, split: str, cache_dir: str, max_length: int, stride: int) -> tuple[float, float, int]:
+def ours(
+    data: str, tokenizer_dir: str, split: str, cache_dir: str, max_length: int, stride: int
+) -> tuple[float, float, int]:
     """Wall and CPU seconds (all threads) of a cold `setup` of one split from `data`, and its number of windows."""
     files = {"train_file": data} if split == "train" else {"validation_file": data}
-    dm = SquadDataModule(tokenizer_dir, max_seq_length=max_length, doc_stride=stride, cache_dir=cache_dir, **files)
+    dm = SquadDataModule(
+        tokenizer_dir, max_seq_length=max_length, doc_stride=stride, cache_dir=cache_dir, **files
+    )
     dm.tokenizer  # loaded outside the timing  # noqa: B018
     gc.collect()
     t, c = time.perf_counter(), time.process_time()
@@ -50,7 +54,9 @@ def ours(data: str, tokenizer_dir: str, split: str, cache_dir: str, max_length: 
     return time.perf_counter() - t, time.process_time() - c, len(dm.features[split])
 
 
-def bare(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int) -> tuple[float, float, int]:
+def bare(
+    tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int
+) -> tuple[float, float, int]:
     gc.collect()
     t, c = time.perf_counter(), time.process_time()
     enc = tokenizer(
@@ -68,11 +74,15 @@ def bare(tokenizer, questions: list[str], contexts: list[str], max_length: int, 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(common.DEFAULT_DATA))
-    p.add_argument("--tokenizer", default=None, help="tokenizer directory (default: MiniLM's, uncased WordPiece)")
+    p.add_argument(
+        "--tokenizer", default=None, help="tokenizer directory (default: MiniLM's, uncased WordPiece)"
+    )
     p.add_argument("--max-length", type=int, default=384)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--profile", action="store_true", help="cProfile one cold eval-style build (top 25 functions)")
+    p.add_argument(
+        "--profile", action="store_true", help="cProfile one cold eval-style build (top 25 functions)"
+    )
     a = p.parse_args(argv)
     datasets.disable_progress_bars()
     logging.getLogger("lightning_qa").setLevel(logging.ERROR)
@@ -83,7 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
     examples = read_examples(a.data)
     questions = [e["question"].lstrip() for e in examples]
     contexts = [e["context"] for e in examples]
-    bare(tokenizer, questions[:256], contexts[:256], a.max_length, a.stride)  # warm the tokenizer's thread pool
+    bare(
+        tokenizer, questions[:256], contexts[:256], a.max_length, a.stride
+    )  # warm the tokenizer's thread pool
 
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -95,7 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="preprocess-bench-") as tmp:
         for r in range(a.repeat):  # interleaved, so that a busy spell of the machine hits every variant
             for split in ("train", "validation"):
-                w, c, windows[split] = ours(a.data, tokenizer_dir, split, os.path.join(tmp, f"{split}-{r}"), a.max_length, a.stride)
+                w, c, windows[split] = ours(
+                    a.data, tokenizer_dir, split, os.path.join(tmp, f"{split}-{r}"), a.max_length, a.stride
+                )
                 keep(split, w, c)
             w, c, windows["bare"] = bare(tokenizer, questions, contexts, a.max_length, a.stride)
             keep("bare", w, c)
@@ -103,7 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
             read_examples(a.data)
             keep("read", time.perf_counter() - t, time.process_time() - c)
         # warm cache: the same setup again only reads the Arrow file written above
-        w, c, _ = ours(a.data, tokenizer_dir, "validation", os.path.join(tmp, "validation-0"), a.max_length, a.stride)
+        w, c, _ = ours(
+            a.data, tokenizer_dir, "validation", os.path.join(tmp, "validation-0"), a.max_length, a.stride
+        )
         keep("validation_warm", w, c)
         if a.profile:
             profiler = cProfile.Profile()
@@ -131,8 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
         "target_met": max(ratio["train"], ratio["validation"]) <= TARGET,
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    print(f"{len(examples)} questions, {windows['bare']} windows (ours: {windows['train']} train, "
-          f"{windows['validation']} eval); best of {a.repeat}; load average {result['load_average_1min']}")
+    print(
+        f"{len(examples)} questions, {windows['bare']} windows (ours: {windows['train']} train, "
+        f"{windows['validation']} eval); best of {a.repeat}; load average {result['load_average_1min']}"
+    )
     labels = {
         "bare": "bare tokenizer call (inputs in memory)",
         "train": "ours, train-style features, cold cache",
@@ -140,9 +158,15 @@ def main(argv: list[str] | None = None) -> dict:
         "read": "  (reading + checking the file, in both)",
         "validation_warm": "ours, eval-style, warm cache (Arrow read)",
     }
-    rows = [{"what": labels[k], "wall": wall[k], "x": ratio[k], "cpu": cpu[k], "cx": cpu_ratio[k]} for k in labels]
-    common.print_table(rows, [("what", "step"), ("wall", "wall s"), ("x", "x bare"), ("cpu", "CPU s"), ("cx", "CPU x bare")])
-    print(f"[{'ok' if result['target_met'] else 'MISSED'}] ours <= {TARGET}x the bare call, wall time (train and eval style)")
+    rows = [
+        {"what": labels[k], "wall": wall[k], "x": ratio[k], "cpu": cpu[k], "cx": cpu_ratio[k]} for k in labels
+    ]
+    common.print_table(
+        rows, [("what", "step"), ("wall", "wall s"), ("x", "x bare"), ("cpu", "CPU s"), ("cx", "CPU x bare")]
+    )
+    print(
+        f"[{'ok' if result['target_met'] else 'MISSED'}] ours <= {TARGET}x the bare call, wall time (train and eval style)"
+    )
     if a.profile:
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
     print(json.dumps(result))

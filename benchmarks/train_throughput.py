@@ -52,34 +52,26 @@ RATIOS = {  # name: (numerator, denominator) of samples/s
 def ours_args(a: argparse.Namespace, group: bool, work: str, timer_file: str) -> list[str]:
     """The `lightning_qa fit` command line of one variant (a list for `lightning_qa.cli.main`)."""
     timer = {"class_path": "common.StepTimer", "init_args": {"out_file": timer_file, "warmup": a.warmup}}
-    return [
-        "fit", "--model.model_name_or_path", a.model_dir, "--data.train_file", a.train_file,
-        "--seed_everything", str(a.seed), "--data.seed", str(a.seed),
-        "--model.learning_rate", str(a.learning_rate), "--model.weight_decay", str(a.weight_decay),
-        "--model.warmup_steps", "0", "--data.train_batch_size", str(a.batch_size),
-        "--data.group_by_length", str(group).lower(), "--data.cache_dir", os.path.join(work, "cache"),
-        "--trainer.max_steps", str(a.steps), "--trainer.limit_val_batches", "0",
-        "--trainer.precision", "bf16-mixed" if a.precision == "bf16" else "32-true",
-        "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", os.path.join(work, "runs"),
-        "--checkpoint.save_top_k", "0", "--checkpoint.save_last", "false",  # nothing saved: as the reference
-        f"--trainer.callbacks=[{json.dumps(timer)}]",
-    ]
-
-
-def keep_configured_callbacks() -> None:
-    """Work around a CLI bug: `QACLI.instantiate_trainer` passes `callbacks=`, which replaces the
-    `--trainer.callbacks` of the command line. Re-add them (a no-op once the CLI keeps them itself)."""
-    from lightning_qa.cli import QACLI
-
-    original = QACLI.instantiate_trainer
-
-    def instantiate_trainer(self, **kwargs):
-        trainer = original(self, **kwargs)
-        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        trainer.callbacks += [cb for cb in configured if cb not in trainer.callbacks]
-        return trainer
-
-    QACLI.instantiate_trainer = instantiate_trainer
+    options = {
+        "model.model_name_or_path": a.model_dir,
+        "data.train_file": a.train_file,
+        "seed_everything": a.seed,
+        "data.seed": a.seed,
+        "model.learning_rate": a.learning_rate,
+        "model.weight_decay": a.weight_decay,
+        "model.warmup_steps": 0,
+        "data.train_batch_size": a.batch_size,
+        "data.group_by_length": group,
+        "data.cache_dir": os.path.join(work, "cache"),
+        "trainer.max_steps": a.steps,
+        "trainer.limit_val_batches": 0,
+        "trainer.precision": "bf16-mixed" if a.precision == "bf16" else "32-true",
+        "trainer.enable_progress_bar": False,
+        "trainer.default_root_dir": os.path.join(work, "runs"),
+        "checkpoint.save_top_k": 0,  # no best.ckpt (there is no validation); last.ckpt is saved after timing
+        "checkpoint.save_last": False,
+    }
+    return ["fit", *common.flags(options), f"--trainer.callbacks=[{json.dumps(timer)}]"]
 
 
 def worker(a: argparse.Namespace) -> None:
@@ -89,7 +81,7 @@ def worker(a: argparse.Namespace) -> None:
     if side == "ours":
         from lightning_qa.cli import main as lightning_qa
 
-        keep_configured_callbacks()
+        common.keep_configured_callbacks()
         timer_file = os.path.join(work, "timing.json")
         lightning_qa(ours_args(a, group, work, timer_file))
         result = json.loads(Path(timer_file).read_text())
@@ -98,9 +90,16 @@ def worker(a: argparse.Namespace) -> None:
 
         from lightning_qa.io import read_examples
 
+        same = ("steps", "batch_size", "learning_rate", "weight_decay", "seed")
         _, _, result = ref.train(
-            a.model_dir, read_examples(a.train_file), os.path.join(work, "out"), a.steps, a.batch_size,
-            a.learning_rate, a.weight_decay, 0, a.seed, a.precision == "bf16", dynamic, group, a.warmup,
+            a.model_dir,
+            read_examples(a.train_file),
+            os.path.join(work, "out"),
+            bf16=a.precision == "bf16",
+            dynamic_padding=dynamic,
+            group_by_length=group,
+            timed_warmup=a.warmup,
+            **{k: getattr(a, k) for k in same},
         )
     common.emit({"variant": a.worker, **result, "peak_rss_mb": common.peak_rss_mb()})
 
@@ -117,7 +116,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data", default=str(common.DEFAULT_DATA))
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS)
+    )
     p.add_argument("--work-dir", default=None, help="where temporary files go (default: the system's)")
     p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -132,33 +133,66 @@ def main(argv: list[str] | None = None) -> dict | None:
         articles = common.first_questions(common.read_articles(a.data), a.questions)
         a.train_file = common.write_squad(articles, os.path.join(tmp, "train.json"))
         a.model_dir = common.build_random_distilbert(os.path.join(tmp, "model"), a.model, seed=0)
-        shared = [str(HERE / "train_throughput.py"), "--model-dir", a.model_dir, "--train-file", a.train_file,
-                  "--work-dir", tmp, "--precision", a.precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
-                  "--batch-size", str(a.batch_size), "--learning-rate", str(a.learning_rate),
-                  "--weight-decay", str(a.weight_decay), "--seed", str(a.seed)]
+        same = ("precision", "steps", "warmup", "batch_size", "learning_rate", "weight_decay", "seed")
+        options = {"model-dir": a.model_dir, "train-file": a.train_file, "work-dir": tmp}
+        options |= {k.replace("_", "-"): getattr(a, k) for k in same}
+        shared = [str(HERE / "train_throughput.py"), *common.flags(options)]
         results = {}
         for name in a.variants.split(","):
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            results[name] = common.run_worker([*shared, "--worker", name], os.path.join(tmp, f"{name.replace('/', '_')}.log"))
+            results[name] = common.run_worker(
+                [*shared, "--worker", name], os.path.join(tmp, f"{name.replace('/', '_')}.log")
+            )
 
-    ratios = {k: round(results[x]["samples_per_s"] / results[y]["samples_per_s"], 3)
-              for k, (x, y) in RATIOS.items() if x in results and y in results}
-    rows = [{"variant": n, "padding": "per batch" if VARIANTS[n][1] else "384", "sampler": "length-grouped"
-             if VARIANTS[n][2] else "random", **r, "padding_pct": round(100 * r["padding_fraction"], 1)}
-            for n, r in results.items()]
-    print(f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions, "
-          f"batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up steps not timed), "
-          f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}")
-    common.print_table(rows, [("variant", "variant"), ("padding", "padding"), ("sampler", "sampler"),
-                              ("samples_per_s", "samples/s"), ("padded_tokens_per_s", "tokens/s (padded)"),
-                              ("padding_pct", "padding %"), ("timed_s", "timed s"), ("peak_rss_mb", "peak RSS MiB"),
-                              ("process_wall_s", "process wall s")])
+    ratios = {
+        k: round(results[x]["samples_per_s"] / results[y]["samples_per_s"], 3)
+        for k, (x, y) in RATIOS.items()
+        if x in results and y in results
+    }
+    rows = [
+        {
+            "variant": n,
+            "padding": "per batch" if VARIANTS[n][1] else "384",
+            "sampler": "length-grouped" if VARIANTS[n][2] else "random",
+            **r,
+            "padding_pct": round(100 * r["padding_fraction"], 1),
+        }
+        for n, r in results.items()
+    ]
+    print(
+        f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions, "
+        f"batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up steps not timed), "
+        f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
+    )
+    common.print_table(
+        rows,
+        [
+            ("variant", "variant"),
+            ("padding", "padding"),
+            ("sampler", "sampler"),
+            ("samples_per_s", "samples/s"),
+            ("padded_tokens_per_s", "tokens/s (padded)"),
+            ("padding_pct", "padding %"),
+            ("timed_s", "timed s"),
+            ("peak_rss_mb", "peak RSS MiB"),
+            ("process_wall_s", "process wall s"),
+        ],
+    )
     for k, v in ratios.items():
         print(f"samples/s {k}: {v:.3f}x")
-    summary = {"benchmark": "train_throughput", "model": a.model, "precision": a.precision,
-               "questions": common.count_questions(articles), "steps": a.steps, "warmup": a.warmup,
-               "batch_size": a.batch_size, "torch_threads": torch.get_num_threads(),
-               "load_average_1min": round(os.getloadavg()[0], 2), "results": results, "ratios": ratios}
+    summary = {
+        "benchmark": "train_throughput",
+        "model": a.model,
+        "precision": a.precision,
+        "questions": common.count_questions(articles),
+        "steps": a.steps,
+        "warmup": a.warmup,
+        "batch_size": a.batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "results": results,
+        "ratios": ratios,
+    }
     print(json.dumps(summary))
     return summary
 

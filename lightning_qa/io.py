@@ -28,6 +28,8 @@ LAYOUTS = (
     "(one {id, question, context, answers} object per line)"
 )
 
+UNMARKED = '(mark an unanswerable question with "is_impossible": true, as SQuAD 2.0)'
+
 Row = tuple[str, Any]  # (position in the file: "line 3" or "data[0].paragraphs[1].qas[2]", record)
 
 
@@ -78,19 +80,19 @@ def _parse(path: str, text: str) -> tuple[Any, list[Row] | None]:
         if _is_record(obj):  # JSON Lines with a single line
             return None, [(f"line {_first_line(text)}", obj)]
         return obj, None
-    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     rows: list[Row] = []
-    for n, line in lines:
-        try:
-            rows.append((f"line {n}", json.loads(line)))
-        except json.JSONDecodeError as e:
-            rows.append((f"line {n}", e))
-    # one document that does not parse (truncated, a stray comma...) unless lines parse on their own
-    if whole.msg != "Extra data" and not any(isinstance(r, dict) for _, r in rows):
-        raise DataError([f"{path}: not valid JSON ({whole.msg} at line {whole.lineno} column {whole.colno})"])
-    if not any(_is_record(r) for _, r in rows):
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 and co. may be in a text
+        if line.strip():
+            try:
+                rows.append((f"line {n}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                rows.append((f"line {n}", e))
+    if any(_is_record(r) for _, r in rows):
+        return None, rows
+    if all(isinstance(r, dict) for _, r in rows):
         raise DataError([f"{path}: JSON Lines without 'question' and 'context' fields; {LAYOUTS}"])
-    return None, rows
+    # one document that does not parse: truncated, a stray comma...
+    raise DataError([f"{path}: not valid JSON ({whole.msg} at line {whole.lineno} column {whole.colno})"])
 
 
 def _first_line(text: str) -> int:
@@ -160,13 +162,8 @@ def _check_answers(record: dict, need_answers: bool, unanswerable: bool) -> tupl
     if not texts:
         if impossible is None and unanswerable:
             return empty, [], 0
-        if impossible is False:
-            return empty, ["no answers although 'is_impossible' is false"], 0
-        return (
-            empty,
-            ['no answers (mark an unanswerable question with "is_impossible": true, as SQuAD 2.0)'],
-            0,
-        )
+        why = "although 'is_impossible' is false" if impossible is False else UNMARKED
+        return empty, [f"no answers {why}"], 0
     context, problems, fixed_starts, moved = record["context"], [], [], 0
     for text, start in zip(texts, starts, strict=True):
         if not isinstance(text, str) or not text.strip():

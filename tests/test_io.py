@@ -74,6 +74,10 @@ def test_truncated_json_is_one_problem(tmp_path, sample_dir):
     pretty.write_text(json.dumps(json.loads(whole), indent=1)[:5000])
     (line,) = problems(str(pretty))
     assert line.startswith(f"{pretty}: not valid JSON (")
+    trailing = tmp_path / "trailing.json"
+    trailing.write_text(json.dumps(json.loads(whole), indent=1) + "\n}\n")
+    (line,) = problems(str(trailing))
+    assert line.startswith(f"{trailing}: not valid JSON (Extra data at line ") and line.endswith(" column 1)")
     stray = tmp_path / "stray_comma.json"
     stray.write_text('{"data": [],\n}')
     (line,) = problems(str(stray))  # the wording of the JSON error depends on the Python version

@@ -1,6 +1,11 @@
 """Any encoder, not just WordPiece: byte-level BPE without token types (RoBERTa), SentencePiece-style
 Unigram (ALBERT) and a tokenizer that pads on the left (context first). Tiny offline models of each:
-labels, a short fit through the CLI, and decoding.  Run: pytest tests/test_tokenizers.py"""
+labels, a short fit through the CLI, and decoding.  Run: pytest tests/test_tokenizers.py
+
+Decoding returns context[start:end] for the character offsets of the chosen tokens, as the tokenizer
+gives them. Labels are right for every family (the model learns the tokens that hold the answer), and
+SQuAD scores ignore surrounding whitespace; but the answer text itself should be trimmed, and today it
+is not where offsets hold whitespace: see test_decoded_answers_are_trimmed_substrings."""
 
 import csv
 import json
@@ -51,13 +56,21 @@ def roberta_bpe_dir(tmp_path_factory, sample_dir) -> str:
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        **dict(bos_token="<s>", cls_token="<s>", eos_token="</s>", sep_token="</s>"),
-        **dict(unk_token="<unk>", pad_token="<pad>", mask_token="<mask>"),
+        bos_token="<s>",
+        cls_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
         model_input_names=["input_ids", "attention_mask"],
     )
     config = RobertaConfig(
         vocab_size=len(tokenizer),
-        **dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
         max_position_embeddings=520,
         type_vocab_size=1,
         pad_token_id=tokenizer.pad_token_id,
@@ -97,13 +110,19 @@ def albert_unigram_dir(tmp_path_factory, sample_dir) -> str:
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        **dict(cls_token="[CLS]", sep_token="[SEP]", unk_token="<unk>", pad_token="<pad>"),
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        unk_token="<unk>",
+        pad_token="<pad>",
         mask_token="[MASK]",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
     config = AlbertConfig(
         vocab_size=len(tokenizer),
-        **dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2),
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
         intermediate_size=64,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -166,18 +185,24 @@ def test_each_family_is_what_it_claims(family):
 
 
 def test_labels_align(family, sample_dir):
-    name, model_dir = family
+    """check_labels: every labelled span is the answer or the smallest span covering it, every CLS label
+    a window without the whole answer. And nearly all labelled spans are the answer up to whitespace
+    (Metaspace pieces carry the space before a word, so there the span starts one character early)."""
+    _, model_dir = family
     tokenizer = load_tokenizer(model_dir)
     records = read_examples(str(sample_dir / "train.json")) + [odd_record()]
     counts = check_labels(records, tokenizer, max_seq_length=128, doc_stride=32)
     assert counts["cls"] > 100 and counts["features"] > len(records)
-    labelled = counts["features"] - counts["cls"]
-    if name == "albert_unigram_dir":
-        # Metaspace pieces carry the space before a word: a word-initial answer is covered by a span
-        # that starts one character early, at that space (check_labels checks it is the smallest one)
-        assert counts["covering"] > 0.8 * labelled
-    else:
-        assert counts["exact"] > 0.95 * labelled
+    feats = prepare_features(columns(records), tokenizer, 128, 32, 64, for_eval=True)
+    decoded = []  # (labelled text, answer) of every window holding the answer
+    for f, ex in enumerate(feats["example_index"]):
+        s, e, offsets = feats["start_positions"][f], feats["end_positions"][f], feats["offsets"][f]
+        if s != feats["cls_index"][f]:
+            decoded.append(
+                (records[ex]["context"][offsets[s][0] : offsets[e][1]], records[ex]["answers"]["text"][0])
+            )
+    assert len(decoded) == counts["features"] - counts["cls"]
+    assert sum(text.strip() == answer for text, answer in decoded) > 0.95 * len(decoded)
 
 
 def test_fit_validate_and_decode_through_the_cli(family, tmp_path, sample_dir):
