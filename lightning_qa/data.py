@@ -24,16 +24,31 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from lightning_qa.io import read_examples
+from lightning_qa.io import DataError, read_examples
 
 log = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 
 def load_tokenizer(model_name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Load the fast tokenizer and undo sentence-embedding style fixed padding/truncation baked into
     some `tokenizer.json` files (they would silently cut every context to 128 tokens)."""
+    if os.path.isdir(model_name_or_path) and not any(
+        os.path.exists(os.path.join(model_name_or_path, name)) for name in TOKENIZER_FILES
+    ):  # transformers would quietly build an empty tokenizer that maps every word to [UNK]
+        raise ValueError(
+            f"{model_name_or_path}: no tokenizer files in this model directory ({', '.join(TOKENIZER_FILES[:3])}, ...)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
     if not tokenizer.is_fast:
         raise ValueError(f"{model_name_or_path}: a fast tokenizer is required (offset mapping)")
@@ -83,18 +98,48 @@ def truncate_questions(
 
 
 def _answer_span(
-    offsets: Sequence[Sequence[int]], ctx_start: int, ctx_end: int, start_char: int, end_char: int
+    offsets: Sequence[Sequence[int]],
+    ctx_start: int,
+    ctx_end: int,
+    start_char: int,
+    end_char: int,
+    last_window: bool,
 ) -> tuple[int, int] | None:
-    """Token span [start, end] covering characters [start_char, end_char) inside context tokens
-    ctx_start..ctx_end, or None when the answer is not wholly inside this window."""
-    if offsets[ctx_start][0] > start_char or offsets[ctx_end][1] < end_char:
+    """Smallest token span [start, end] covering characters [start_char, end_char) among context tokens
+    ctx_start..ctx_end, or None when the answer is not wholly inside this window.
+
+    Tokenizers may drop characters (a variation selector, a combining accent) so that no token ends where
+    the answer ends: the end is the last token starting before `end_char`, and the context's last window
+    holds an answer that runs to the context's end even when its final token ends short of it.
+    """
+    if offsets[ctx_start][0] > start_char or (offsets[ctx_end][1] < end_char and not last_window):
         return None
     starts = [o[0] for o in offsets[ctx_start : ctx_end + 1]]
-    ends = [o[1] for o in offsets[ctx_start : ctx_end + 1]]
-    # last token starting at or before start_char; first token ending at or after end_char
-    start = ctx_start + bisect_right(starts, start_char) - 1
-    end = ctx_start + bisect_left(ends, end_char)
-    return start, min(end, ctx_end)
+    start = ctx_start + max(bisect_right(starts, start_char) - 1, 0)  # last token starting at or before
+    if offsets[start][1] <= start_char:  # the answer starts in a gap (a space) after that token
+        start += 1
+    end = ctx_start + bisect_left(starts, end_char) - 1  # last token starting before the answer's end
+    return (start, end) if start <= end else None
+
+
+def _offsets_include_spaces(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Metaspace and byte-level BPE tokenizers put the space before a word into its token's span."""
+    text = "a  b\tc"
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return any(text[a:b] != text[a:b].strip() or a == b for a, b in enc["offset_mapping"])
+
+
+def _trimmed(offsets: Sequence[Sequence[int]], context: str) -> list[tuple[int, int]]:
+    """Token spans without surrounding whitespace ([-1, -1] for whitespace-only tokens), so a decoded
+    answer never starts or ends with a space or is empty."""
+    out = []
+    for a, b in offsets:
+        while a < b and context[a].isspace():
+            a += 1
+        while b > a and context[b - 1].isspace():
+            b -= 1
+        out.append((a, b) if a < b else (-1, -1))
+    return out
 
 
 def prepare_features(
@@ -133,8 +178,10 @@ def prepare_features(
         for key in ("example_index", "offsets", "example_id", "context", "answer_texts"):
             out[key] = []
     base_index = examples["__index__"] if "__index__" in examples else None
+    sample_map = enc["overflow_to_sample_mapping"]
+    trim = for_eval and _offsets_include_spaces(tokenizer)
     for i, offsets in enumerate(enc["offset_mapping"]):
-        ex = enc["overflow_to_sample_mapping"][i]
+        ex = sample_map[i]
         seq_ids = enc.sequence_ids(i)
         cls_index = (
             enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id is not None else 0
@@ -144,16 +191,20 @@ def prepare_features(
         span = None
         if answers is not None and answers[ex]["text"]:
             start_char = answers[ex]["answer_start"][0]
-            span = _answer_span(
-                offsets, ctx_start, ctx_end, start_char, start_char + len(answers[ex]["text"][0])
-            )
+            last_window = i + 1 == len(sample_map) or sample_map[i + 1] != ex
+            end_char = start_char + len(answers[ex]["text"][0])
+            span = _answer_span(offsets, ctx_start, ctx_end, start_char, end_char, last_window)
         out["start_positions"].append(span[0] if span else cls_index)
         out["end_positions"].append(span[1] if span else cls_index)
         out["cls_index"].append(cls_index)
         if for_eval:
             out["example_index"].append(base_index[ex] if base_index is not None else ex)
+            context_offsets = _trimmed(offsets, contexts[ex]) if trim else offsets
             out["offsets"].append(
-                [list(o) if s == context_id else [-1, -1] for o, s in zip(offsets, seq_ids, strict=False)]
+                [
+                    list(o) if s == context_id else [-1, -1]
+                    for o, s in zip(context_offsets, seq_ids, strict=True)
+                ]
             )
             out["example_id"].append(examples["id"][ex])
             out["context"].append(contexts[ex])
@@ -302,6 +353,8 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _file_signature(path: str) -> list:
+    if not os.path.isfile(path):
+        raise DataError([f"{path}: file not found"])
     stat = os.stat(path)
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
@@ -405,12 +458,22 @@ class SquadDataModule(LightningDataModule):
             record = {"id": "0", "title": "", "question": hp.question, "context": hp.context}
             return datasets.Dataset.from_list([{**record, "answers": {"text": [], "answer_start": []}}])
         if self._holds_out_validation() and split in ("train", "validation"):
-            records = read_examples(hp.train_file, need_answers=True, on_bad_record=hp.on_bad_record)
+            records = read_examples(
+                hp.train_file,
+                need_answers=True,
+                on_bad_record=hp.on_bad_record,
+                allow_unanswerable=hp.version_2_with_negative,
+            )
             full = datasets.Dataset.from_list(records)
             train, val = split_by_context(full, hp.validation_split, hp.seed)
             examples = train if split == "train" else val
         elif (path := self._split_source(split)) is not None:
-            records = read_examples(path, need_answers=split != "predict", on_bad_record=hp.on_bad_record)
+            records = read_examples(
+                path,
+                need_answers=split != "predict",
+                on_bad_record=hp.on_bad_record,
+                allow_unanswerable=hp.version_2_with_negative,
+            )
             examples = datasets.Dataset.from_list(records)
         elif hp.dataset_name is not None and split != "predict":
             hub_split = "validation" if split == "test" else split  # SQuAD publishes no test answers
@@ -453,8 +516,9 @@ class SquadDataModule(LightningDataModule):
             source_sig = [_file_signature(hp.train_file), hp.validation_split, hp.seed]
         tok = self.tokenizer
         return _fingerprint(
-            "v1",
+            "v2",
             split,
+            hp.on_bad_record,
             source_sig,
             tok.name_or_path,
             tok.vocab_size,

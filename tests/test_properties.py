@@ -88,12 +88,6 @@ WORD_FINAL_DROPPED = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: data._answer_span takes the first token ending at or after the answer's end; the "
-    "tokenizer drops a word-final combining mark, so the span runs one token too far (or, at the end of "
-    "the context, the answer is labelled CLS although the window holds it)",
-)
 @pytest.mark.parametrize("context, answer", WORD_FINAL_DROPPED)
 def test_word_final_characters_the_tokenizer_drops(bert_tokenizer, context, answer):
     example = {

@@ -233,18 +233,11 @@ def test_fit_validate_and_decode_through_the_cli(family, tmp_path, sample_dir):
         assert answer and answer in contexts[qid], (name, qid, answer)
 
 
-WHITESPACE_IN_OFFSETS = pytest.mark.xfail(
-    strict=True,
-    reason="finding: token offsets include whitespace (Metaspace's leading space; byte-level BPE's lone "
-    "space, tab and newline tokens) and decoding returns context[start:end] as it is",
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param("roberta_bpe_dir", marks=WHITESPACE_IN_OFFSETS),
-        pytest.param("albert_unigram_dir", marks=WHITESPACE_IN_OFFSETS),
+        "roberta_bpe_dir",
+        "albert_unigram_dir",
         "left_padded_dir",
     ],
 )
