@@ -71,6 +71,16 @@ def count_questions(articles: list[dict]) -> int:
     return sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
 
 
+def count_windows(model_dir: str, train_file: str, max_length: int = 384, stride: int = 128) -> int:
+    """Training windows (features) our tokenization makes of a file."""
+    from lightning_qa.data import load_tokenizer, prepare_features
+    from lightning_qa.io import read_examples
+
+    examples = read_examples(train_file)
+    columns = {k: [e[k] for e in examples] for k in ("question", "context", "answers")}
+    return len(prepare_features(columns, load_tokenizer(model_dir), max_length, stride)["input_ids"])
+
+
 # -- models --------------------------------------------------------------------------------------------
 def save_tokenizer(out_dir: str) -> Any:
     """Save MiniLM's tokenizer, without the fixed 128-token padding/truncation baked into its file."""
@@ -116,12 +126,15 @@ def peak_rss_mb() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def _now() -> float:
+Clock = tuple[float, float]  # (wall seconds, CPU seconds of this process, all threads)
+
+
+def _now() -> Clock:
     import torch
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
-    return time.perf_counter()
+    return time.perf_counter(), time.process_time()
 
 
 class StepTimer(Callback):
@@ -131,8 +144,8 @@ class StepTimer(Callback):
     def __init__(self, out_file: str, warmup: int = 2) -> None:
         self.out_file, self.warmup = out_file, warmup
         self.steps = self.samples = self.tokens = self.real_tokens = 0
-        self.t0: float | None = None
-        self.t1: float | None = None
+        self.t0: Clock | None = None
+        self.t1: Clock | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = _now()
@@ -154,36 +167,23 @@ class StepTimer(Callback):
 
 
 def timing(
-    steps: int, warmup: int, t0: float | None, t1: float | None, samples: int, tokens: int, real: int
+    steps: int, warmup: int, t0: Clock | None, t1: Clock | None, samples: int, tokens: int, real: int
 ) -> dict:
+    """Throughput of the timed steps. CPU time (all threads) is a steadier measure on a busy machine."""
     if t0 is None or t1 is None:
         raise RuntimeError(f"ran {steps} step(s): need more than --warmup {warmup} to time any")
-    seconds = t1 - t0
+    seconds, cpu = t1[0] - t0[0], t1[1] - t0[1]
     return {
         "steps": steps,
         "timed_steps": steps - warmup,
         "timed_s": round(seconds, 3),
+        "timed_cpu_s": round(cpu, 3),
         "samples": samples,
         "samples_per_s": round(samples / seconds, 3),
+        "samples_per_cpu_s": round(samples / cpu, 3) if cpu > 0 else None,
         "padded_tokens_per_s": round(tokens / seconds, 1),
         "padding_fraction": round(1 - real / tokens, 3) if tokens else 0.0,
     }
-
-
-def keep_configured_callbacks() -> None:
-    """Work around a CLI bug: `QACLI.instantiate_trainer` passes `callbacks=`, which replaces the
-    `--trainer.callbacks` of the command line. Re-add them (a no-op once the CLI keeps them itself)."""
-    from lightning_qa.cli import QACLI
-
-    original = QACLI.instantiate_trainer
-
-    def instantiate_trainer(self, **kwargs):
-        trainer = original(self, **kwargs)
-        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        trainer.callbacks += [cb for cb in configured if cb not in trainer.callbacks]
-        return trainer
-
-    QACLI.instantiate_trainer = instantiate_trainer
 
 
 def flags(options: dict[str, Any]) -> list[str]:

@@ -12,11 +12,14 @@ of SQuAD v1.1 dev), batch size, optimizer steps, learning rate, weight decay, se
 Each variant runs in its own process (so its peak RSS is its own). What is timed, on both sides the same
 way: from the end of optimizer step `--warmup` to the end of the last step, i.e. steps warmup+1..N with
 their data loading, forward, backward, optimizer, scheduler and logging; tokenization, model loading and
-the warm-up steps are not timed. samples/s counts the windows of those steps. Validation is off
-(`--trainer.limit_val_batches 0`); ours writes no checkpoint. Needs: `pip install accelerate psutil`.
+the warm-up steps are not timed. samples/s counts the windows of those steps; samples/CPU s divides by the
+process's CPU time over the same steps (all threads), steadier than wall time on a shared machine. Validation
+is off (`--trainer.limit_val_batches 0`); ours saves last.ckpt only at an epoch end, after the timed steps
+as long as they stay within one epoch (a note says when they do not). Needs: `pip install accelerate psutil`.
 
-    python benchmarks/train_throughput.py --model tiny --precision 32 --questions 2000 --steps 60
-    python benchmarks/train_throughput.py --model base --precision bf16 --questions 2000 --steps 30
+    python benchmarks/train_throughput.py --model tiny --precision 32     # 60 steps per variant, ~5 min
+    python benchmarks/train_throughput.py --model base --precision bf16   # 20 steps per variant, ~15 min
+    (options: --model tiny|base --precision 32|bf16 --questions 2000 --steps N --warmup 3 --batch-size 16)
 
 Prints a table, the ratios ours/reference, and one JSON line.
 """
@@ -81,7 +84,6 @@ def worker(a: argparse.Namespace) -> None:
     if side == "ours":
         from lightning_qa.cli import main as lightning_qa
 
-        common.keep_configured_callbacks()
         timer_file = os.path.join(work, "timing.json")
         lightning_qa(ours_args(a, group, work, timer_file))
         result = json.loads(Path(timer_file).read_text())
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model", choices=list(common.MODEL_SHAPES), default="tiny")
     p.add_argument("--precision", choices=["32", "bf16"], default="32")
     p.add_argument("--questions", type=int, default=2000, help="first N questions of the data file")
-    p.add_argument("--steps", type=int, default=60, help="optimizer steps per variant")
+    p.add_argument("--steps", type=int, help="optimizer steps per variant (default: 60 tiny, 20 base)")
     p.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=5e-5)
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    a.steps = a.steps or {"tiny": 60, "base": 20}[a.model]
     if a.warmup < 1 or a.steps <= a.warmup:
         p.error("need --warmup >= 1 and --steps > --warmup")
     if a.worker:
@@ -133,6 +136,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         articles = common.first_questions(common.read_articles(a.data), a.questions)
         a.train_file = common.write_squad(articles, os.path.join(tmp, "train.json"))
         a.model_dir = common.build_random_distilbert(os.path.join(tmp, "model"), a.model, seed=0)
+        windows = common.count_windows(a.model_dir, a.train_file)
+        if a.steps > windows // a.batch_size:
+            print(
+                f"note: {a.steps} steps run past one epoch ({windows} windows): ours then saves last.ckpt "
+                "at each epoch end, inside the timing; use more --questions",
+                file=sys.stderr,
+            )
         same = ("precision", "steps", "warmup", "batch_size", "learning_rate", "weight_decay", "seed")
         options = {"model-dir": a.model_dir, "train-file": a.train_file, "work-dir": tmp}
         options |= {k.replace("_", "-"): getattr(a, k) for k in same}
@@ -144,11 +154,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                 [*shared, "--worker", name], os.path.join(tmp, f"{name.replace('/', '_')}.log")
             )
 
-    ratios = {
-        k: round(results[x]["samples_per_s"] / results[y]["samples_per_s"], 3)
-        for k, (x, y) in RATIOS.items()
-        if x in results and y in results
-    }
+    pairs = {k: (results[x], results[y]) for k, (x, y) in RATIOS.items() if x in results and y in results}
+    ratios = {k: round(x["samples_per_s"] / y["samples_per_s"], 3) for k, (x, y) in pairs.items()}
+    cpu_ratios = {k: round(x["samples_per_cpu_s"] / y["samples_per_cpu_s"], 3) for k, (x, y) in pairs.items()}
     rows = [
         {
             "variant": n,
@@ -160,7 +168,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         for n, r in results.items()
     ]
     print(
-        f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions, "
+        f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions "
+        f"({windows} windows), "
         f"batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up steps not timed), "
         f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
     )
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             ("padding", "padding"),
             ("sampler", "sampler"),
             ("samples_per_s", "samples/s"),
+            ("samples_per_cpu_s", "samples/CPU s"),
             ("padded_tokens_per_s", "tokens/s (padded)"),
             ("padding_pct", "padding %"),
             ("timed_s", "timed s"),
@@ -179,12 +189,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         ],
     )
     for k, v in ratios.items():
-        print(f"samples/s {k}: {v:.3f}x")
+        print(f"samples/s {k}: {v:.3f}x (per CPU second: {cpu_ratios[k]:.3f}x)")
     summary = {
         "benchmark": "train_throughput",
         "model": a.model,
         "precision": a.precision,
         "questions": common.count_questions(articles),
+        "windows": windows,
         "steps": a.steps,
         "warmup": a.warmup,
         "batch_size": a.batch_size,
@@ -192,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "results": results,
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
     }
     print(json.dumps(summary))
     return summary

@@ -1,0 +1,278 @@
+"""Accuracy parity: fine-tune the pretrained MiniLM encoder with our `fit` + `validate` and with the transformers
+`Trainer` recipe (`hf_trainer_reference.py`), on identical settings, and score both with the official metric.
+
+Data: SQuAD v1.1 dev split by article: the first 36 articles (7,539 questions) to train, the last 12
+(3,031 questions) to evaluate, written as SQuAD JSON files in a temporary directory. Model: MiniLM's encoder
+plus a QA head initialised under the seed, saved once per seed (with the cleaned tokenizer) and loaded by
+both sides. Same learning rate, batch size, optimizer steps (`--epochs` x the training windows / batch),
+warm-up, weight decay, seed and precision; no gradient clipping on either side. Each side runs in its own
+process. Wall times: `fit` is the whole `lightning_qa fit` call (tokenizing, model load, training, checkpoint
+and export), `train` the reference's tokenizing + model load + `Trainer.train`; `eval` our whole `validate`
+call vs the reference's tokenizing + `Trainer.predict` + post-processing. Also the F1 of a trivial baseline
+(always answering the context's first sentence). Needs: `pip install accelerate psutil`.
+
+    python benchmarks/accuracy_parity.py                          # bf16-mixed, 1 epoch, 1 seed (~30 min)
+    python benchmarks/accuracy_parity.py --group-by-length --seeds 3
+    python benchmarks/accuracy_parity.py --max-train 200 --max-eval 100   # smoke test
+
+Padding does not change the results, only the time: the reference pads per batch by default (as ours does),
+`--reference-padding max_length` pads to 384 like the transformers example. Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common  # noqa: E402
+
+from lightning_qa.io import read_examples  # noqa: E402
+from lightning_qa.metrics import squad_v1  # noqa: E402
+
+SAME = ("precision", "learning_rate", "batch_size", "eval_batch_size", "weight_decay", "reference_padding")
+SAME += ("group_by_length",)  # settings passed unchanged to both sides' worker processes
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def first_sentence(context: str) -> str:
+    return SENTENCE_END.split(context.strip(), maxsplit=1)[0]
+
+
+def baseline_scores(examples: list[dict]) -> dict:
+    golds = {e["id"]: e["answers"]["text"] for e in examples}
+    return squad_v1(golds, {e["id"]: first_sentence(e["context"]) for e in examples})
+
+
+def run_ours(a: argparse.Namespace, work: str) -> dict:
+    from lightning_qa.cli import main as lightning_qa
+
+    runs, timer_file = os.path.join(work, "runs"), os.path.join(work, "timing.json")
+    timer = {"class_path": "common.StepTimer", "init_args": {"out_file": timer_file, "warmup": 1}}
+    shared = {
+        "model.model_name_or_path": a.model_dir,
+        "trainer.default_root_dir": runs,
+        "trainer.precision": "bf16-mixed" if a.precision == "bf16" else "32-true",
+        "trainer.enable_progress_bar": False,
+        "data.cache_dir": os.path.join(work, "cache"),
+        "data.eval_batch_size": a.eval_batch_size,
+    }
+    fit = {
+        "data.train_file": a.train_file,
+        "seed_everything": a.seed,
+        "data.seed": a.seed,
+        "model.learning_rate": a.learning_rate,
+        "model.weight_decay": a.weight_decay,
+        "model.warmup_steps": a.warmup_steps,
+        "data.train_batch_size": a.batch_size,
+        "data.group_by_length": a.group_by_length,
+        "trainer.max_steps": a.steps,
+        "trainer.limit_val_batches": 0,
+        "checkpoint.save_top_k": 0,  # no validation during fit: last.ckpt is the model to validate
+    }
+    t = time.perf_counter()
+    lightning_qa(["fit", *common.flags(shared | fit), f"--trainer.callbacks=[{json.dumps(timer)}]"])
+    fit_s = time.perf_counter() - t
+    (ckpt,) = glob.glob(os.path.join(runs, "version_0", "last.ckpt"))
+    t = time.perf_counter()
+    lightning_qa(
+        ["validate", *common.flags(shared | {"ckpt_path": ckpt, "data.validation_file": a.eval_file})]
+    )
+    eval_s = time.perf_counter() - t
+    predictions = json.loads(Path(runs, "version_1", "predictions.json").read_text())
+    timing = json.loads(Path(timer_file).read_text())
+    return {
+        "fit_s": round(fit_s, 1),
+        "eval_s": round(eval_s, 1),
+        "steps": timing["steps"],
+        "train_samples_per_s": timing["samples_per_s"],
+        "predictions": predictions,
+    }
+
+
+def run_reference(a: argparse.Namespace, work: str) -> dict:
+    import hf_trainer_reference as ref
+
+    dynamic = a.group_by_length or a.reference_padding == "dynamic"
+    t = time.perf_counter()
+    same = ("steps", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_steps", "seed")
+    trainer, tokenizer, stats = ref.train(
+        a.model_dir,
+        read_examples(a.train_file),
+        os.path.join(work, "out"),
+        bf16=a.precision == "bf16",
+        dynamic_padding=dynamic,
+        group_by_length=a.group_by_length,
+        timed_warmup=1,
+        **{k: getattr(a, k) for k in same},
+    )
+    fit_s = time.perf_counter() - t
+    scores = ref.evaluate(trainer, tokenizer, read_examples(a.eval_file), not dynamic)
+    return {
+        "fit_s": round(fit_s, 1),
+        "eval_s": scores["eval_s"],
+        "steps": stats["steps"],
+        "train_samples_per_s": stats["samples_per_s"],
+        "predictions": scores["predictions"],
+    }
+
+
+def worker(a: argparse.Namespace) -> None:
+    work = tempfile.mkdtemp(prefix=f"{a.worker}-", dir=a.work_dir)
+    result = (run_ours if a.worker == "ours" else run_reference)(a, work)
+    examples = read_examples(a.eval_file)
+    scores = squad_v1({e["id"]: e["answers"]["text"] for e in examples}, result.pop("predictions"))
+    common.emit(
+        {
+            "side": a.worker,
+            "seed": a.seed,
+            **{k: round(v, 3) for k, v in scores.items()},
+            **result,
+            "peak_rss_mb": common.peak_rss_mb(),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--precision", choices=["32", "bf16"], default="bf16")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument(
+        "--seeds", type=int, default=1, help="runs with seeds 0..N-1 (head init, data order, dropout)"
+    )
+    p.add_argument(
+        "--group-by-length",
+        nargs="?",
+        const=True,
+        default=False,
+        type=lambda v: v.lower() == "true",
+        help="both sides: length-grouped batches",
+    )
+    p.add_argument("--reference-padding", choices=["dynamic", "max_length"], default="dynamic")
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument(
+        "--train-articles", type=int, default=36, help="the first N articles train, the rest evaluate"
+    )
+    p.add_argument("--max-train", type=int, help="only the first N training questions (smoke tests)")
+    p.add_argument("--max-eval", type=int, help="only the first N evaluation questions (smoke tests)")
+    p.add_argument("--data", default=str(common.DEFAULT_DATA))
+    p.add_argument("--work-dir", default=None)
+    for hidden in (
+        "--worker",
+        "--model-dir",
+        "--train-file",
+        "--eval-file",
+        "--seed",
+        "--steps",
+        "--warmup-steps",
+    ):
+        p.add_argument(
+            hidden,
+            help=argparse.SUPPRESS,
+            type=int if hidden in ("--seed", "--steps", "--warmup-steps") else str,
+        )
+    a = p.parse_args(argv)
+    if a.worker:
+        return worker(a)
+
+    results, t0 = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="accuracy-parity-", dir=a.work_dir) as tmp:
+        articles = common.read_articles(a.data)
+        train, held = articles[: a.train_articles], articles[a.train_articles :]
+        train = common.first_questions(train, a.max_train) if a.max_train else train
+        held = common.first_questions(held, a.max_eval) if a.max_eval else held
+        a.train_file = common.write_squad(train, os.path.join(tmp, "train.json"))
+        a.eval_file = common.write_squad(held, os.path.join(tmp, "eval.json"))
+        baseline = baseline_scores(read_examples(a.eval_file))
+        for seed in range(a.seeds):
+            model_dir = common.build_pretrained_qa(os.path.join(tmp, f"model-seed{seed}"), seed)
+            if seed == 0:
+                windows = common.count_windows(model_dir, a.train_file)
+                steps = max(2, math.ceil(a.epochs * windows / a.batch_size))
+                warmup = int(a.warmup_ratio * steps)
+            options = {
+                "model-dir": model_dir,
+                "train-file": a.train_file,
+                "eval-file": a.eval_file,
+                "seed": seed,
+            }
+            options |= {"steps": steps, "warmup-steps": warmup, "work-dir": tmp}
+            options |= {k.replace("_", "-"): getattr(a, k) for k in SAME}
+            argv = [str(HERE / "accuracy_parity.py"), *common.flags(options)]
+            for side in ("ours", "reference"):
+                print(f"seed {seed}: {side} ...", file=sys.stderr, flush=True)
+                results.append(
+                    common.run_worker([*argv, "--worker", side], os.path.join(tmp, f"{side}-{seed}.log"))
+                )
+
+    mean = {
+        side: {k: round(sum(r[k] for r in rs) / len(rs), 3) for k in ("exact_match", "f1", "fit_s", "eval_s")}
+        for side in ("ours", "reference")
+        if (rs := [r for r in results if r["side"] == side])
+    }
+    n_train, n_eval = common.count_questions(train), common.count_questions(held)
+    print(
+        f"\nMiniLM-L6 + QA head, {n_train} training questions ({windows} windows), {n_eval} evaluation questions; "
+        f"{steps} steps of {a.batch_size} ({a.epochs:g} epoch(s)), lr {a.learning_rate:g}, warm-up {warmup} steps, "
+        f"precision {a.precision}, group_by_length {a.group_by_length}, reference padding "
+        f"{'dynamic' if a.group_by_length else a.reference_padding}"
+    )
+    common.print_table(
+        results,
+        [
+            ("side", "side"),
+            ("seed", "seed"),
+            ("exact_match", "EM"),
+            ("f1", "F1"),
+            ("fit_s", "fit/train s"),
+            ("eval_s", "eval s"),
+            ("train_samples_per_s", "train samples/s"),
+            ("peak_rss_mb", "peak RSS MiB"),
+        ],
+    )
+    print(
+        f"trivial baseline (first sentence of the context): EM {baseline['exact_match']:.2f}, F1 {baseline['f1']:.2f}"
+    )
+    if len(mean) == 2:
+        print(
+            f"ours - reference (mean over {a.seeds} seed(s)): EM {mean['ours']['exact_match'] - mean['reference']['exact_match']:+.2f}, "
+            f"F1 {mean['ours']['f1'] - mean['reference']['f1']:+.2f}"
+        )
+    summary = {
+        "benchmark": "accuracy_parity",
+        "precision": a.precision,
+        "epochs": a.epochs,
+        "seeds": a.seeds,
+        "group_by_length": a.group_by_length,
+        "learning_rate": a.learning_rate,
+        "batch_size": a.batch_size,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "train_questions": n_train,
+        "train_windows": windows,
+        "eval_questions": n_eval,
+        "baseline_first_sentence": {k: round(v, 3) for k, v in baseline.items()},
+        "mean": mean,
+        "runs": results,
+        "total_wall_s": round(time.perf_counter() - t0, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

