@@ -182,6 +182,14 @@ class QACLI(LightningCLI):
                 cb.dirpath = trainer.log_dir  # checkpoints/<run>/best.ckpt, last.ckpt
         return trainer
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        if config.get("enable_checkpointing") is False:  # then no checkpoint callbacks at all
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            config["callbacks"] = [
+                c for c in config.get("callbacks") or [] if not isinstance(c, ModelCheckpoint)
+            ]
+        return super()._instantiate_trainer(config, callbacks)
+
 
 def run_loggers(root: str) -> list[Namespace]:
     """CSV (and TensorBoard, when installed) logs in one run directory `root/version_N`. Written into

@@ -655,7 +655,9 @@ class SquadDataModule(LightningDataModule):
             num_workers=self.hparams.num_workers,
         )
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if not self._configured("validation"):
+            return []  # fit without validation: Lightning then just trains
         return self._eval_loader("validation")
 
     def test_dataloader(self) -> DataLoader:

@@ -365,8 +365,10 @@ class QAModel(LightningModule):
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+        # fused AdamW is fastest, but Lightning's mixed precision refuses to clip gradients with it
+        fused = not self.trainer.gradient_clip_val
         optimizer = torch.optim.AdamW(
-            groups, lr=self.hparams.learning_rate, eps=self.hparams.adam_epsilon, fused=True
+            groups, lr=self.hparams.learning_rate, eps=self.hparams.adam_epsilon, fused=fused or None
         )
         total = self.trainer.estimated_stepping_batches
         warmup = self.hparams.warmup_steps or int(self.hparams.warmup_ratio * total)

@@ -181,3 +181,37 @@ def test_bad_data_file_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("lightning_qa: error: ") and str(bad) in err[-1] and "not valid JSON" in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_fit_without_checkpoints_and_with_clipping_in_bf16(tmp_path, tiny_model_dir, sample_dir):
+    """Benchmarks turn checkpoints off; clipping must work with bf16-mixed (non-fused AdamW then)."""
+    root = tmp_path / "runs"
+    main(
+        [
+            "fit",
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            "--data.train_file",
+            str(sample_dir / "train.json"),
+            "--data.max_train_samples",
+            "16",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.enable_checkpointing",
+            "false",
+            "--trainer.log_every_n_steps",
+            "1",
+            "--trainer.gradient_clip_val",
+            "1.0",
+            "--trainer.precision",
+            "bf16-mixed",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+            *SMALL,
+        ]
+    )
+    assert not list(root.rglob("*.ckpt")) and (root / "version_0" / "metrics.csv").is_file()
