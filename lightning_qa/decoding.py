@@ -343,7 +343,7 @@ def pipeline_candidates(
     k = min(n, length * band)
     top, flat = score.topk(k, dim=1)  # best first
     start_tok = flat // band
-    end_tok = start_tok + flat % band
+    end_tok = (start_tok + flat % band).clamp_(max=length - 1)  # past the end only for -inf entries
     start_char = offsets[..., 0].gather(1, start_tok)
     end_char = offsets[..., 1].gather(1, end_tok)
     if word_spans is not None:

@@ -1,0 +1,565 @@
+"""`QAPredictor` against transformers 4.57's `pipeline("question-answering")`: same answers, how much faster.
+
+The old pipeline runs in its own virtual environment (transformers 4.57.6, created on first use: `python -m
+venv` + `pip install torch==2.13.0 transformers==4.57.6`; set PIP_FIND_LINKS to a folder with a local torch
+wheel to avoid downloading one), driven by this same file in `--worker` mode (it imports only torch and
+transformers there). Our predictor runs here. Both read the same model directory and answer the first
+`--questions` questions of SQuAD v1.1 dev with the same settings (the old pipeline's defaults: top_k 1,
+doc_stride 128, max_answer_len 15, max_seq_len 384, max_question_len 64, align_to_words, no null answer).
+
+Models (`--models`):
+  random     DistilBertConfig() defaults (distilbert-base shape) with fixed random weights (seed 0) and the
+             MiniLM (uncased BERT) vocabulary: flat, close scores, the hardest case for ties.
+  finetuned  the pretrained MiniLM-L6 encoder with a QA head fine-tuned by `lightning_qa fit`
+             (`--finetune-steps` steps, bf16-mixed, on the first 36 articles of dev-v1.1; or `--finetuned DIR`).
+
+Reported:
+  parity      answers identical (text, start, end) per batch size; the largest score difference where
+              they agree; each difference classified as a near-tie (the old answer is our runner-up, with
+              a score gap under 1e-6) or listed.
+  throughput  questions/s over all the questions at each `--batch-sizes` (windows per forward pass, both sides).
+  latency     one question per call, p50/p95 over `--latency-requests` questions (after a warm-up).
+  bf16        (finetuned) predictor dtype bf16 against the old pipeline in fp32 and in bf16 (torch_dtype),
+              its agreement with fp32, SQuAD EM/F1 of each, and throughput.
+
+    python benchmarks/pipeline_parity.py                       # 1,000 questions, both models, bs 1 and 32
+    python benchmarks/pipeline_parity.py --questions 50 --latency-requests 20 --finetune-steps 20  # smoke
+
+Prints a table and one JSON line. Timings share the machine with whatever else runs: compare the two sides
+of one run, on a quiet machine for published numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
+OLD_VERSION = "4.57.6"
+TORCH_VERSION = "2.13.0"
+SETTINGS = {
+    "top_k": 1,
+    "doc_stride": 128,
+    "max_answer_len": 15,
+    "max_seq_len": 384,
+    "max_question_len": 64,
+    "handle_impossible_answer": False,
+    "align_to_words": True,
+}
+NEAR_TIE = 1e-6
+SCORE_TOL = 1e-4
+
+
+# -- the old pipeline's side (runs in the transformers 4.57 venv: torch and transformers only) ---------------
+def worker(config_file: str, out_file: str) -> None:
+    import tokenizers
+    import torch
+    import transformers
+    from transformers import pipeline
+
+    transformers.logging.set_verbosity_error()
+    cfg = json.loads(Path(config_file).read_text())
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    dtype = getattr(torch, cfg["dtype"])
+    qa = pipeline(
+        "question-answering", model=cfg["model_dir"], tokenizer=cfg["model_dir"], device=-1, torch_dtype=dtype
+    )
+    qs = [q["question"] for q in cfg["questions"]]
+    cs = [q["context"] for q in cfg["questions"]]
+    settings = cfg["settings"]
+
+    def answer(questions, contexts, batch_size):
+        out = qa(question=questions, context=contexts, batch_size=batch_size, **settings)
+        return [out] if isinstance(out, dict) else out  # one question in a list comes back as a dict
+
+    result: dict[str, Any] = {
+        "versions": {
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+        "threads": torch.get_num_threads(),
+        "runs": {},
+    }
+    warm = min(8, len(qs))
+    for bs in cfg["batch_sizes"]:
+        answer(qs[:warm], cs[:warm], bs)
+        t = time.perf_counter()
+        answers = answer(qs, cs, bs)
+        seconds = time.perf_counter() - t
+        result["runs"][str(bs)] = {"answers": answers, "seconds": seconds}
+    result["latency_ms"] = _latency(
+        lambda q, c: qa(question=q, context=c, **settings), qs, cs, cfg["latency"]
+    )
+    Path(out_file).write_text(json.dumps(result))
+
+
+def _latency(call, questions: list[str], contexts: list[str], n: int) -> list[float]:
+    """Milliseconds of `n` single-question calls (the first questions), after 3 warm-up calls."""
+    if n <= 0:
+        return []
+    for i in range(min(3, len(questions))):
+        call(questions[i], contexts[i])
+    times = []
+    for i in range(min(n, len(questions))):
+        t = time.perf_counter()
+        call(questions[i], contexts[i])
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def ensure_venv(venv: Path) -> Path:
+    """The venv's python with transformers 4.57.6 (created / installed when missing)."""
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", "import torch, transformers; print(transformers.__version__)"]
+    if python.exists():
+        found = subprocess.run(check, capture_output=True, text=True)
+        if found.returncode == 0 and found.stdout.strip() == OLD_VERSION:
+            return python
+    print(f"Creating {venv} with transformers=={OLD_VERSION} (once; a few minutes)...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"torch=={TORCH_VERSION}",
+            f"transformers=={OLD_VERSION}",
+        ],
+        check=True,
+    )
+    subprocess.run(check, check=True, capture_output=True)
+    return python
+
+
+def run_old(
+    python: Path,
+    model_dir: str,
+    questions: list[dict],
+    batch_sizes: list[int],
+    latency: int,
+    dtype: str,
+    threads: int | None,
+    work: Path,
+) -> dict:
+    config = {
+        "model_dir": model_dir,
+        "questions": [{"question": q["question"], "context": q["context"]} for q in questions],
+        "settings": SETTINGS,
+        "batch_sizes": batch_sizes,
+        "latency": latency,
+        "dtype": dtype,
+        "threads": threads,
+    }
+    config_file, out_file = work / "worker_in.json", work / "worker_out.json"
+    config_file.write_text(json.dumps(config))
+    out_file.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [str(python), "-s", str(Path(__file__).resolve()), "--worker", str(config_file), str(out_file)],
+        capture_output=True,
+        text=True,
+        cwd=str(work),
+        env=env,
+    )
+    if proc.returncode != 0 or not out_file.exists():
+        raise RuntimeError(f"old pipeline worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(out_file.read_text())
+
+
+# -- our side ----------------------------------------------------------------------------------------------
+def run_ours(
+    model_dir: str,
+    questions: list[dict],
+    batch_sizes: list[int],
+    latency: int,
+    dtype: str | None,
+    threads: int | None,
+) -> dict:
+    import tokenizers
+    import torch
+    import transformers
+
+    from lightning_qa import QAPredictor
+
+    if threads:
+        torch.set_num_threads(threads)
+    predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, **SETTINGS)
+    qs = [q["question"] for q in questions]
+    cs = [q["context"] for q in questions]
+    result: dict[str, Any] = {
+        "versions": {
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+        "threads": torch.get_num_threads(),
+        "runs": {},
+        "predictor": predictor,
+    }
+    warm = min(8, len(qs))
+    for bs in batch_sizes:
+        predictor(question=qs[:warm], context=cs[:warm], batch_size=bs)
+        t = time.perf_counter()
+        answers = predictor(question=qs, context=cs, batch_size=bs)
+        seconds = time.perf_counter() - t
+        result["runs"][str(bs)] = {"answers": answers, "seconds": seconds}
+    result["latency_ms"] = _latency(lambda q, c: predictor(question=q, context=c), qs, cs, latency)
+    return result
+
+
+# -- comparing ---------------------------------------------------------------------------------------------
+def same(a: dict, b: dict) -> bool:
+    return (a["answer"], a["start"], a["end"]) == (b["answer"], b["start"], b["end"])
+
+
+def compare(
+    ours: list[dict], old: list[dict], questions: list[dict], predictor: Any, batch_size: int
+) -> dict:
+    """Identical answers, score differences where they agree, and each difference explained or listed."""
+    agree = [i for i, (a, b) in enumerate(zip(ours, old, strict=True)) if same(a, b)]
+    differ = [i for i in range(len(ours)) if not same(ours[i], old[i])]
+    score_diffs = [abs(ours[i]["score"] - old[i]["score"]) for i in agree]
+    near_ties, unexplained = [], []
+    if differ:  # our ranking of the same pool of spans (top 5), to see where the old answer stands
+        ranked = predictor(
+            question=[questions[i]["question"] for i in differ],
+            context=[questions[i]["context"] for i in differ],
+            top_k=5,
+            n_candidates=2 * SETTINGS["top_k"] + 10,
+            batch_size=batch_size,
+        )
+        for i, ours_ranked in zip(differ, ranked, strict=True):
+            top, theirs = ours[i], old[i]
+            runner = next((a for a in ours_ranked if same(a, theirs)), None)
+            gap = top["score"] - runner["score"] if runner else None
+            entry = {
+                "index": i,
+                "id": questions[i]["id"],
+                "ours": top,
+                "old": theirs,
+                "old_answer_in_our_ranking": runner,
+                "gap": gap,
+            }
+            (near_ties if gap is not None and abs(gap) < NEAR_TIE else unexplained).append(entry)
+    return {
+        "batch_size": batch_size,
+        "questions": len(ours),
+        "identical": len(agree),
+        "identical_fraction": len(agree) / len(ours) if ours else 1.0,
+        "max_score_diff": max(score_diffs, default=0.0),
+        "score_diffs_over_tol": sum(d > SCORE_TOL for d in score_diffs),
+        "near_ties": near_ties,
+        "unexplained": unexplained,
+    }
+
+
+def agreement(a: list[dict], b: list[dict]) -> float:
+    return sum(x["answer"] == y["answer"] for x, y in zip(a, b, strict=True)) / max(len(a), 1)
+
+
+def squad_scores(answers: list[dict], questions: list[dict]) -> dict[str, float]:
+    from lightning_qa.metrics import squad_v1
+
+    golds = {q["id"]: q["gold"] for q in questions}
+    scores = squad_v1(golds, {q["id"]: a["answer"] for q, a in zip(questions, answers, strict=True)})
+    return {"exact_match": round(scores["exact_match"], 2), "f1": round(scores["f1"], 2)}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# -- models and data ---------------------------------------------------------------------------------------
+def load_questions(path: Path, n: int) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    out = []
+    for article in articles:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                gold = [a["text"] for a in qa["answers"]]
+                out.append(
+                    {"id": qa["id"], "question": qa["question"], "context": para["context"], "gold": gold}
+                )
+                if len(out) == n:
+                    return out
+    return out
+
+
+def random_distilbert(work: Path) -> str:
+    """DistilBertConfig() defaults, seed 0, MiniLM's vocabulary; its tokenizer feeds only the inputs
+    DistilBERT takes (the old pipeline passes the tokenizer's `model_input_names` to the model)."""
+    import common
+
+    out = work / "distilbert-base-random"
+    if not (out / "model.safetensors").exists():
+        common.build_random_distilbert(str(out), "base", seed=0)
+        config_file = out / "tokenizer_config.json"
+        config = json.loads(config_file.read_text())
+        config["model_input_names"] = ["input_ids", "attention_mask"]
+        config_file.write_text(json.dumps(config, indent=2))
+    return str(out)
+
+
+def finetuned_minilm(work: Path, data: Path, steps: int, log: Path) -> str:
+    """MiniLM-L6 + QA head, `lightning_qa fit` for `steps` steps (bf16-mixed) on dev-v1.1's first 36 articles."""
+    import common
+
+    out = work / f"minilm-finetuned-{steps}"
+    if (out / "model.safetensors").exists():
+        return str(out)
+    with open(data, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    train_file = common.write_squad(articles[:36], work / "train-36-articles.json")
+    val_file = common.write_squad(
+        articles[36:37], work / "validation-article-37.json"
+    )  # scored once, at the end
+    runs = work / f"ft-runs-{steps}"
+    shutil.rmtree(runs, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "lightning_qa.cli", "fit",
+        "--seed_everything", "0",
+        "--model.model_name_or_path", common.minilm_dir(),
+        "--model.learning_rate", "1e-4",
+        "--model.warmup_ratio", "0.1",
+        "--data.train_file", train_file,
+        "--data.validation_file", val_file,
+        "--data.max_eval_samples", "100",
+        "--trainer.val_check_interval", str(steps),
+        "--trainer.num_sanity_val_steps", "0",
+        "--data.train_batch_size", "16",
+        "--data.max_seq_length", "256",
+        "--data.doc_stride", "96",
+        "--data.cache_dir", str(work / "cache"),
+        "--trainer.max_steps", str(steps),
+        "--trainer.precision", "bf16-mixed",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.default_root_dir", str(runs),
+    ]  # fmt: skip
+    print(f"Fine-tuning MiniLM for {steps} steps (log: {log})...", flush=True)
+    t = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    if proc.returncode != 0:
+        raise RuntimeError(f"fine-tuning failed, see {log}")
+    print(f"  done in {time.perf_counter() - t:.0f} s", flush=True)
+    tmp = work / f".minilm-finetuned-{steps}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(runs / "version_0" / "hf_model", tmp)
+    common.save_tokenizer(str(tmp))  # the cleaned tokenizer (no fixed 128-token padding/truncation)
+    os.replace(tmp, out)
+    return str(out)
+
+
+# -- main --------------------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--models", default="random,finetuned", help="comma list of: random, finetuned")
+    parser.add_argument("--batch-sizes", default="1,32", help="windows per forward pass, comma list")
+    parser.add_argument("--latency-requests", type=int, default=200, help="single-question calls timed")
+    parser.add_argument("--venv", default="/tmp/tf457-venv", help=f"venv with transformers {OLD_VERSION}")
+    parser.add_argument("--work-dir", default="/tmp/pipeline_parity", help="models, logs, worker files")
+    parser.add_argument("--finetuned", default=None, help="reuse this fine-tuned QA model directory")
+    parser.add_argument("--finetune-steps", type=int, default=200)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads on both sides")
+    parser.add_argument("--details", default=None, help="write every answer and difference to this JSON")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x]
+    models = [m for m in args.models.split(",") if m]
+    unknown = set(models) - {"random", "finetuned"}
+    if unknown:
+        parser.error(f"unknown model(s) {sorted(unknown)}")
+    python = ensure_venv(Path(args.venv))
+    questions = load_questions(Path(args.data), args.questions)
+    print(f"{len(questions)} questions from {args.data}; old pipeline in {args.venv}", flush=True)
+
+    summary: dict[str, Any] = {
+        "benchmark": "pipeline_parity",
+        "questions": len(questions),
+        "settings": SETTINGS,
+        "parity": [],
+        "speed": [],
+        "bf16": [],
+    }
+    details: dict[str, Any] = {}
+    rows, speed_rows, bf16_rows = [], [], []
+    for name in models:
+        if name == "random":
+            model_dir = random_distilbert(work)
+        else:
+            model_dir = args.finetuned or finetuned_minilm(
+                work, Path(args.data), args.finetune_steps, work / "finetune.log"
+            )
+        print(f"[{name}] {model_dir}: old pipeline fp32...", flush=True)
+        old = run_old(
+            python, model_dir, questions, batch_sizes, args.latency_requests, "float32", args.threads, work
+        )
+        print(f"[{name}] QAPredictor fp32...", flush=True)
+        ours = run_ours(model_dir, questions, batch_sizes, args.latency_requests, None, args.threads)
+        summary.setdefault("versions", {"old": old["versions"], "ours": ours["versions"]})
+        predictor = ours.pop("predictor")
+        for bs in batch_sizes:
+            a, b = ours["runs"][str(bs)]["answers"], old["runs"][str(bs)]["answers"]
+            c = compare(a, b, questions, predictor, bs)
+            c["model"] = name
+            summary["parity"].append(c)
+            rows.append(
+                {
+                    "model": name,
+                    "bs": bs,
+                    "identical": f"{c['identical']}/{c['questions']}",
+                    "pct": 100 * c["identical_fraction"],
+                    "max_score_diff": f"{c['max_score_diff']:.1e}",
+                    "near_ties": len(c["near_ties"]),
+                    "listed": len(c["unexplained"]),
+                }
+            )
+            for side, result in (("old pipeline", old), ("QAPredictor", ours)):
+                seconds = result["runs"][str(bs)]["seconds"]
+                speed_rows.append(
+                    {
+                        "model": name,
+                        "side": side,
+                        "dtype": "fp32",
+                        "bs": bs,
+                        "q_per_s": len(questions) / seconds,
+                    }
+                )
+        for side, result in (("old pipeline", old), ("QAPredictor", ours)):
+            lat = result["latency_ms"]
+            speed_rows.append(
+                {
+                    "model": name,
+                    "side": side,
+                    "dtype": "fp32",
+                    "bs": "1 req",
+                    "p50_ms": percentile(lat, 0.5) or "",
+                    "p95_ms": percentile(lat, 0.95) or "",
+                    "q_per_s": 1000 / statistics.mean(lat) if lat else "",
+                }
+            )
+        summary["speed"] += [dict(r) for r in speed_rows if r["model"] == name]
+        details[name] = {"ours": ours["runs"], "old": old["runs"]}
+
+        if name == "finetuned" and not args.no_bf16:
+            bs = max(batch_sizes)
+            print(f"[{name}] bf16: old pipeline (torch_dtype bf16), QAPredictor (dtype bf16)...", flush=True)
+            old16 = run_old(python, model_dir, questions, [bs], 0, "bfloat16", args.threads, work)
+            ours16 = run_ours(model_dir, questions, [bs], 0, "bf16", args.threads)
+            ours16.pop("predictor")
+            o32, p32 = old["runs"][str(bs)]["answers"], ours["runs"][str(bs)]["answers"]
+            o16, p16 = old16["runs"][str(bs)]["answers"], ours16["runs"][str(bs)]["answers"]
+            entry = {
+                "model": name,
+                "batch_size": bs,
+                "ours_bf16_vs_ours_fp32": agreement(p16, p32),
+                "ours_bf16_vs_old_fp32": agreement(p16, o32),
+                "ours_bf16_vs_old_bf16": agreement(p16, o16),
+                "old_bf16_vs_old_fp32": agreement(o16, o32),
+                "squad": {
+                    "ours_fp32": squad_scores(p32, questions),
+                    "ours_bf16": squad_scores(p16, questions),
+                    "old_fp32": squad_scores(o32, questions),
+                    "old_bf16": squad_scores(o16, questions),
+                },
+                "q_per_s": {
+                    "ours_bf16": len(questions) / ours16["runs"][str(bs)]["seconds"],
+                    "old_bf16": len(questions) / old16["runs"][str(bs)]["seconds"],
+                },
+            }
+            summary["bf16"].append(entry)
+            for run, answers, result in (
+                ("old pipeline fp32", o32, old),
+                ("old pipeline bf16", o16, old16),
+                ("QAPredictor fp32", p32, ours),
+                ("QAPredictor bf16", p16, ours16),
+            ):
+                bf16_rows.append(
+                    {
+                        "run": run,
+                        "same_as_our_fp32": 100 * agreement(answers, p32),
+                        "same_as_old_fp32": 100 * agreement(answers, o32),
+                        **squad_scores(answers, questions),
+                        "q_per_s": len(questions) / result["runs"][str(bs)]["seconds"],
+                    }
+                )
+            details[name]["bf16"] = {"ours": ours16["runs"], "old": old16["runs"]}
+
+    _report(summary, rows, speed_rows, bf16_rows)
+    if args.details:
+        Path(args.details).write_text(json.dumps({"summary": summary, "answers": details}, indent=1))
+    print(json.dumps(summary))
+
+
+def _report(summary: dict, rows: list[dict], speed_rows: list[dict], bf16_rows: list[dict]) -> None:
+    import common
+
+    versions = summary.get("versions", {})
+    print()
+    for side, v in versions.items():
+        print(f"{side}: " + ", ".join(f"{k} {x}" for k, x in v.items()))
+    print("\nAnswers (text, start, end) identical to the old pipeline's, same batch size:")
+    common.print_table(
+        rows,
+        [("model", "model"), ("bs", "batch"), ("identical", "identical"), ("pct", "%"),
+         ("max_score_diff", "max |score diff|"), ("near_ties", "near-ties"), ("listed", "other diffs")],
+    )  # fmt: skip
+    for c in summary["parity"]:
+        for kind in ("near_ties", "unexplained"):
+            for e in c[kind]:
+                gap = "not in our top 5" if e["gap"] is None else f"gap {e['gap']:.2e}"
+                print(
+                    f"  {c['model']} bs={c['batch_size']} {kind[:-1].replace('_', '-')}: {e['id']}: "
+                    f"ours {e['ours']['answer']!r} ({e['ours']['score']:.6g}), "
+                    f"old {e['old']['answer']!r} ({e['old']['score']:.6g}); {gap}"
+                )
+    print("\nSpeed (questions/s; `1 req` = one question per call):")
+    common.print_table(
+        speed_rows,
+        [("model", "model"), ("side", "side"), ("dtype", "dtype"), ("bs", "batch"), ("q_per_s", "q/s"),
+         ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms")],
+    )  # fmt: skip
+    if bf16_rows:
+        print(
+            f"\nbf16 on the fine-tuned MiniLM (batch {summary['bf16'][0]['batch_size']}), % same answer text:"
+        )
+        common.print_table(
+            bf16_rows,
+            [("run", "run"), ("same_as_our_fp32", "= ours fp32 %"), ("same_as_old_fp32", "= old fp32 %"),
+             ("exact_match", "EM"), ("f1", "F1"), ("q_per_s", "q/s")],
+        )  # fmt: skip
+    print()
+
+
+if __name__ == "__main__":
+    main()
