@@ -356,12 +356,13 @@ def finetuned_minilm(work: Path, data: Path, steps: int, log: Path) -> str:
     t = time.perf_counter()
     with open(log, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=str(ROOT))
-    if proc.returncode != 0:
-        raise RuntimeError(f"fine-tuning failed, see {log}")
+    exported = runs / "version_0" / "hf_model"
+    if proc.returncode != 0 or not (exported / "config.json").exists():  # a SIGTERM'd fit exits 0, unexported
+        raise RuntimeError(f"fine-tuning failed or was stopped (no {exported}), see {log}")
     print(f"  done in {time.perf_counter() - t:.0f} s", flush=True)
     tmp = work / f".minilm-finetuned-{steps}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(runs / "version_0" / "hf_model", tmp)
+    shutil.copytree(exported, tmp)
     common.save_tokenizer(str(tmp))  # the cleaned tokenizer (no fixed 128-token padding/truncation)
     os.replace(tmp, out)
     return str(out)
