@@ -99,6 +99,26 @@ class PredictionWriter(BasePredictionWriter):
             print(json.dumps(self.single, ensure_ascii=False))  # one question asked: show its answer
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` of the run: written at every epoch end (Lightning 2.6 writes `save_last` only along with a
+    new best) and, with `every_n_train_steps`, also every N optimizer steps, so a long epoch interrupted
+    resumes at the exact batch (`ResumableLoader`). Lightning's triggers are exclusive; this one wants both.
+
+    Args:
+        every_n_train_steps: also write last.ckpt every N optimizer steps (0: only at epoch ends).
+    """
+
+    def __init__(self, every_n_train_steps: int = 0) -> None:
+        super().__init__(
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_train_steps=every_n_train_steps or None,
+        )
+        self._every_n_epochs = 1
+
+
 class QACLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("model.model_name_or_path", "data.model_name_or_path")
@@ -111,6 +131,9 @@ class QACLI(LightningCLI):
             help="predict: JSON Lines output (default <run dir>/predictions.jsonl)",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(
+            LastCheckpoint, "last_checkpoint"
+        )  # --last_checkpoint.every_n_train_steps
         parser.add_lightning_class_args(ExportBestModel, "export")  # --export.push_to_hub, --export.onnx
         parser.set_defaults(
             {
@@ -170,10 +193,6 @@ class QACLI(LightningCLI):
         ):
             extra.append(RichProgressBar(leave=True))
         extra += getattr(self, "trainer_defaults_callbacks", [])
-        # Lightning 2.6 writes last.ckpt only when a new best is saved: keep our own, written every epoch
-        extra.append(
-            ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
-        )
         user = kwargs.get("callbacks") or self.config_init[self.subcommand].trainer.get("callbacks") or []
         kwargs["callbacks"] = list(user) + extra
         trainer = super().instantiate_trainer(**kwargs)

@@ -288,6 +288,43 @@ class ExampleShardSampler(DistributedSampler):
         pass
 
 
+def resume_order(sampler: DistributedSampler, order: list[int]) -> Iterator[int]:
+    """The epoch's order, less the windows this rank already trained on when a run resumes mid-epoch
+    (`ResumableLoader.load_state_dict` sets `resume_at` once; later epochs are whole again)."""
+    epoch, done = getattr(sampler, "resume_at", None) or (-1, 0)
+    sampler.resume_at = None
+    return iter(order[done:] if epoch == sampler.epoch else order)
+
+
+class ShuffledSampler(DistributedSampler):
+    """torch's `DistributedSampler` (per-epoch seeded shuffle, even shards) that can resume mid-epoch."""
+
+    def __iter__(self) -> Iterator[int]:
+        return resume_order(self, list(super().__iter__()))
+
+
+class ResumableLoader(DataLoader):
+    """The training DataLoader, resumable at the exact batch. Lightning saves its `state_dict` (the epoch and
+    the batches handed out in it) in every checkpoint, mid-epoch ones included, and restores it on resume;
+    the sampler, whose order is a function of (seed, epoch), then skips those batches instead of replaying
+    the epoch from its start. (Lightning iterates sized loaders without prefetching, so the count is exact.)"""
+
+    _served = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch, done = getattr(self.sampler, "resume_at", None) or (-1, 0)
+        self._served = done // self.batch_size if epoch == self.sampler.epoch else 0
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume_at = (state["epoch"], state["batches"] * self.batch_size)
+
+
 class LengthGroupedSampler(DistributedSampler):
     """Training sampler: shuffled buckets of similar length, so batches carry little padding while the
     epoch order stays random. Seeded by (seed, epoch), so a resumed run draws the same order.
@@ -331,7 +368,7 @@ class LengthGroupedSampler(DistributedSampler):
         for batch in full + [b for b in batches if len(b) < step]:
             share = len(batch) // self.num_replicas
             mine += batch[self.rank * share : (self.rank + 1) * share]
-        return iter(mine)
+        return resume_order(self, mine)
 
 
 def split_by_context(
@@ -440,6 +477,8 @@ class SquadDataModule(LightningDataModule):
         self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "lightning_qa")
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self.features: dict[str, datasets.Dataset] = {}
+        self._train_loader: ResumableLoader | None = None
+        self._train_position: dict[str, int] | None = None  # restored from a checkpoint, applied once
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -628,18 +667,34 @@ class SquadDataModule(LightningDataModule):
             lengths = [len(x) for x in features["input_ids"]]
             sampler = LengthGroupedSampler(lengths, hp.train_batch_size, hp.seed, world, rank)
         else:
-            sampler = DistributedSampler(features, world, rank, shuffle=hp.shuffle, seed=hp.seed)
+            sampler = ShuffledSampler(features, world, rank, shuffle=hp.shuffle, seed=hp.seed)
         model_columns = [
             c for c in (*MODEL_INPUTS, "start_positions", "end_positions") if c in features.column_names
         ]
-        return DataLoader(
+        self._train_loader = ResumableLoader(
             features.select_columns(model_columns),
             batch_size=hp.train_batch_size,
             sampler=sampler,
             collate_fn=self._collator(),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
+            # its own generator: the loader draws a seed from it for every iterator it starts, and one
+            # drawn from the global RNG would shift the dropout masks of a run resumed mid-epoch
+            generator=torch.Generator().manual_seed(hp.seed),
         )
+        if self._train_position:
+            self._train_loader.load_state_dict(self._train_position)
+            self._train_position = None
+        return self._train_loader
+
+    # Lightning 2.6 builds the training loader (for `estimated_stepping_batches`, in `configure_optimizers`)
+    # before it restores the loops, so the loader state it keeps itself never reaches the loader. The
+    # datamodule's state is restored first: it carries the position to the loader as it is built.
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_position": self._train_loader.state_dict()} if self._train_loader else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_position = state_dict.get("train_position")
 
     def _eval_loader(self, split: str) -> DataLoader:
         features = self._require(split)

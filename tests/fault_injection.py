@@ -30,3 +30,15 @@ class PoisonAtEpoch(Callback):
         if trainer.current_epoch == self.epoch:
             with torch.no_grad():
                 pl_module.model.qa_outputs.weight.fill_(float("nan"))
+
+
+class KillAtStep(Callback):
+    """SIGKILL this very process when optimizer step `step` is about to run (once, like `KillAtEpoch`)."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step, self.marker = step, marker
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,8 @@ from conftest import SQUAD_DIR, requires_squad
 from lightning_qa.data import (
     ExampleShardSampler,
     LengthGroupedSampler,
+    ResumableLoader,
+    ShuffledSampler,
     SquadDataModule,
     check_lengths,
     collate,
@@ -249,3 +251,36 @@ def test_length_grouped_sampler_splits_global_batches_between_ranks():
         ):  # step k of all ranks: one global batch of similar lengths
             batch = [i for s in shards for i in s[step * 4 : (step + 1) * 4]]
             assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) < 15
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_resumable_loader_continues_at_the_exact_batch(grouped):
+    """A loader restored from the state saved after 3 batches of epoch 1 yields exactly the rest of that
+    epoch; the epoch after it is whole again."""
+    data = list(range(45))
+
+    def loader() -> ResumableLoader:
+        if grouped:
+            sampler = LengthGroupedSampler([(i * 7) % 11 for i in data], batch_size=4, seed=5)
+        else:
+            sampler = ShuffledSampler(data, num_replicas=1, rank=0, seed=5)
+        return ResumableLoader(data, batch_size=4, sampler=sampler, collate_fn=list)
+
+    straight = loader()
+    straight.sampler.set_epoch(1)
+    epoch_1 = list(straight)
+    assert sorted(i for b in epoch_1 for i in b) == data and straight.state_dict()["batches"] == 12
+    straight.sampler.set_epoch(1)
+    it = iter(straight)
+    head = [next(it) for _ in range(3)]
+    state = straight.state_dict()
+    assert head == epoch_1[:3] and state == {"epoch": 1, "batches": 3}
+
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(1)
+    assert list(resumed) == epoch_1[3:]
+    assert resumed.state_dict() == {"epoch": 1, "batches": 12}  # counts the skipped batches too
+    resumed.sampler.set_epoch(2)
+    straight.sampler.set_epoch(2)
+    assert list(resumed) == list(straight)  # the next epoch is whole and the same

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from test_evaluation import SMALL, last_metrics
 
@@ -95,6 +96,46 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, tiny_model
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
     final = last_metrics(tmp_path / "straight" / "version_0")
     again = last_metrics(run)
+    for key in ("val/exact_match", "val/f1", "val/loss"):
+        assert again[key] == final[key]
+
+
+@pytest.mark.parametrize("sampler", ["shuffled", "length_grouped"])
+def test_killed_mid_epoch_resumes_at_the_exact_batch(tmp_path, tiny_model_dir, sample_dir, sampler):
+    """`--last_checkpoint.every_n_train_steps`: killed two steps after a mid-epoch checkpoint, the run
+    resumes at the next batch of that epoch (not at the epoch's start) and ends as an uninterrupted one."""
+    grouped = ["--data.group_by_length", str(sampler == "length_grouped").lower()]
+    straight = _run(_fit_args(tmp_path, tiny_model_dir, sample_dir, "straight") + grouped)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    a = load_checkpoint(str(tmp_path / "straight" / "version_0" / "last.ckpt"))
+    per_epoch = a["global_step"] // 2
+    assert per_epoch >= 4  # so that step per_epoch + 2 is inside the second epoch
+
+    marker, save_every = tmp_path / "kill.marker", per_epoch + 2
+    killed = _run(
+        _fit_args(tmp_path, tiny_model_dir, sample_dir, "killed")
+        + grouped
+        + [
+            f"--last_checkpoint.every_n_train_steps={save_every}",
+            "--trainer.callbacks+=fault_injection.KillAtStep",
+            f"--trainer.callbacks.step={save_every + 2}",
+            f"--trainer.callbacks.marker={marker}",
+        ]
+    )
+    assert killed.returncode == -signal.SIGKILL and marker.exists()
+    run = tmp_path / "killed" / "version_0"
+    after_kill = load_checkpoint(str(run / "last.ckpt"))
+    assert (after_kill["epoch"], after_kill["global_step"]) == (1, save_every)  # 2 batches into epoch 1
+    assert after_kill["SquadDataModule"] == {"train_position": {"epoch": 1, "batches": 2}}
+
+    resumed = _run(["fit", "-c", str(run / "config.yaml"), "--ckpt_path", "last"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "dataloader is not resumable" not in resumed.stderr
+    b = load_checkpoint(str(run / "last.ckpt"))
+    assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"] == 1
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    final, again = last_metrics(tmp_path / "straight" / "version_0"), last_metrics(run)
     for key in ("val/exact_match", "val/f1", "val/loss"):
         assert again[key] == final[key]
 
