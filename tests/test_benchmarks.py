@@ -192,3 +192,22 @@ def test_accuracy_parity_tiny_run():
     )
     assert {r["side"] for r in summary["runs"]} == {"ours", "reference"}
     assert all(0 <= r["f1"] <= 100 and r["steps"] == summary["steps"] for r in summary["runs"])
+
+
+@pytest.mark.slow
+def test_gpu_matrix_tiny_cpu_run(sample_dir):
+    """The GPU matrix's CPU smoke: both dynamic padding multiples, compile off, losses agree per padding."""
+    import gpu_matrix
+
+    summary = gpu_matrix.main(
+        ["--tiny", "--device", "cpu", "--data", str(sample_dir / "train.json"), "--questions", "40"]
+        + ["--steps", "2", "--warmup", "1", "--batch-size", "8", "--precisions", "32-true", "bf16-mixed"]
+        + ["--compile", "off", "--padding", "8", "64"]
+    )
+    assert [(r["precision"], r["padding"]) for r in summary["rows"]] == [
+        ("32-true", "dyn/8"),
+        ("32-true", "dyn/64"),
+        ("bf16-mixed", "dyn/8"),
+        ("bf16-mixed", "dyn/64"),
+    ]
+    assert summary["losses_agree"] and all(r["windows_per_s"] > 0 for r in summary["rows"])
