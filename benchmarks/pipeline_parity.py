@@ -12,6 +12,8 @@ Models (`--models`):
              MiniLM (uncased BERT) vocabulary: flat, close scores, the hardest case for ties.
   finetuned  the pretrained MiniLM-L6 encoder with a QA head fine-tuned by `lightning_qa fit`
              (`--finetune-steps` steps, bf16-mixed, on the first 36 articles of dev-v1.1; or `--finetuned DIR`).
+  tiny       the same random DistilBERT at the quickstart model's size (dim 64, 2 layers): the model
+             costs little, so the pipeline's own overhead shows.
 
 Reported:
   parity      answers identical (text, start, end) per batch size; the largest score difference where
@@ -302,14 +304,14 @@ def load_questions(path: Path, n: int) -> list[dict]:
     return out
 
 
-def random_distilbert(work: Path) -> str:
-    """DistilBertConfig() defaults, seed 0, MiniLM's vocabulary; its tokenizer feeds only the inputs
-    DistilBERT takes (the old pipeline passes the tokenizer's `model_input_names` to the model)."""
+def random_distilbert(work: Path, shape: str = "base") -> str:
+    """DistilBertConfig() defaults (or the tiny shape), seed 0, MiniLM's vocabulary; its tokenizer feeds only
+    the inputs DistilBERT takes (the old pipeline passes the tokenizer's `model_input_names` to the model)."""
     import common
 
-    out = work / "distilbert-base-random"
+    out = work / f"distilbert-{shape}-random"
     if not (out / "model.safetensors").exists():
-        common.build_random_distilbert(str(out), "base", seed=0)
+        common.build_random_distilbert(str(out), shape, seed=0)
         config_file = out / "tokenizer_config.json"
         config = json.loads(config_file.read_text())
         config["model_input_names"] = ["input_ids", "attention_mask"]
@@ -373,7 +375,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--questions", type=int, default=1000)
-    parser.add_argument("--models", default="random,finetuned", help="comma list of: random, finetuned")
+    parser.add_argument(
+        "--models", default="random,finetuned,tiny", help="comma list of: random, finetuned, tiny"
+    )
     parser.add_argument("--batch-sizes", default="1,32", help="windows per forward pass, comma list")
     parser.add_argument("--latency-requests", type=int, default=200, help="single-question calls timed")
     parser.add_argument("--venv", default="/tmp/tf457-venv", help=f"venv with transformers {OLD_VERSION}")
@@ -397,7 +401,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x]
     models = [m for m in args.models.split(",") if m]
-    unknown = set(models) - {"random", "finetuned"}
+    unknown = set(models) - {"random", "finetuned", "tiny"}
     if unknown:
         parser.error(f"unknown model(s) {sorted(unknown)}")
     python = ensure_venv(Path(args.venv))
@@ -415,8 +419,8 @@ def main() -> None:
     details: dict[str, Any] = {}
     rows, speed_rows, bf16_rows = [], [], []
     for name in models:
-        if name == "random":
-            model_dir = random_distilbert(work)
+        if name in ("random", "tiny"):
+            model_dir = random_distilbert(work, "base" if name == "random" else "tiny")
         else:
             model_dir = args.finetuned or finetuned_minilm(
                 work, Path(args.data), args.finetune_steps, work / "finetune.log"
@@ -470,6 +474,14 @@ def main() -> None:
                 }
             )
         summary["speed"] += [dict(r) for r in speed_rows if r["model"] == name]
+        for bs in batch_sizes:  # ours / old, questions per second
+            summary.setdefault("ratios", {})[f"{name} fp32 batch {bs}"] = (
+                old["runs"][str(bs)]["seconds"] / ours["runs"][str(bs)]["seconds"]
+            )
+        if old["latency_ms"] and ours["latency_ms"]:
+            summary["ratios"][f"{name} fp32 1 request p50 latency (old / ours)"] = percentile(
+                old["latency_ms"], 0.5
+            ) / percentile(ours["latency_ms"], 0.5)
         details[name] = {"ours": ours["runs"], "old": old["runs"]}
 
         if name == "finetuned" and not args.no_bf16:
@@ -499,6 +511,12 @@ def main() -> None:
                 },
             }
             summary["bf16"].append(entry)
+            summary["ratios"][f"{name} bf16 batch {bs} vs old fp32"] = (
+                entry["q_per_s"]["ours_bf16"] * old["runs"][str(bs)]["seconds"] / len(questions)
+            )
+            summary["ratios"][f"{name} bf16 batch {bs} vs old bf16"] = (
+                entry["q_per_s"]["ours_bf16"] / entry["q_per_s"]["old_bf16"]
+            )
             for run, answers, result in (
                 ("old pipeline fp32", o32, old),
                 ("old pipeline bf16", o16, old16),
@@ -559,6 +577,10 @@ def _report(summary: dict, rows: list[dict], speed_rows: list[dict], bf16_rows: 
             [("run", "run"), ("same_as_our_fp32", "= ours fp32 %"), ("same_as_old_fp32", "= old fp32 %"),
              ("exact_match", "EM"), ("f1", "F1"), ("q_per_s", "q/s")],
         )  # fmt: skip
+    if summary.get("ratios"):
+        print("\nQAPredictor / old pipeline:")
+        for key, ratio in summary["ratios"].items():
+            print(f"  {key}: {ratio:.2f}x")
     print()
 
 

@@ -469,7 +469,7 @@ def test_parity_with_transformers_457_pipeline(tmp_path):
             "--questions",
             "60",
             "--models",
-            "random",
+            "random,tiny",
             "--batch-sizes",
             "32",
             "--latency-requests",
@@ -485,5 +485,7 @@ def test_parity_with_transformers_457_pipeline(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("{"))
     summary = json.loads(line)
+    assert [run["model"] for run in summary["parity"]] == ["random", "tiny"]
     for run in summary["parity"]:
         assert run["identical_fraction"] >= 0.995 and not run["unexplained"]
+    assert set(summary["ratios"]) == {"random fp32 batch 32", "tiny fp32 batch 32"}
