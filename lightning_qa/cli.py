@@ -196,6 +196,13 @@ class QACLI(LightningCLI):
         user = kwargs.get("callbacks") or self.config_init[self.subcommand].trainer.get("callbacks") or []
         kwargs["callbacks"] = list(user) + extra
         trainer = super().instantiate_trainer(**kwargs)
+        if (
+            self.subcommand == "fit"
+            and not (trainer.limit_val_batches and self.datamodule._configured("validation"))
+        ):  # nothing to rank checkpoints by: no best.ckpt (export takes last.ckpt), no "val/f1 missing" warning
+            trainer.callbacks = [
+                c for c in trainer.callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)
+            ]
         for cb in trainer.checkpoint_callbacks:
             if cb.dirpath is None and trainer.log_dir:
                 cb.dirpath = trainer.log_dir  # checkpoints/<run>/best.ckpt, last.ckpt

@@ -42,7 +42,10 @@ def plot_training_curves(metrics_csv: str, out_png: str) -> str | None:
         if key in series:
             ax_val.plot(*zip(*series[key], strict=True), "o-", label=label)
     ax_val.set(xlabel="step", ylabel="%", title="Validation (SQuAD)", ylim=(0, 100))
-    ax_val.legend()
+    if ax_val.lines:
+        ax_val.legend()
+    else:  # fit without validation
+        ax_val.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=ax_val.transAxes)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
