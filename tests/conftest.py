@@ -58,3 +58,22 @@ def tiny_model_dir(tmp_path_factory, bert_tokenizer) -> str:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "lightning_qa" / "assets" / "sample"
+
+
+def sample_args(
+    model_dir: str,
+    sample_dir: Path,
+    max_train: int | None = None,
+    max_eval: int | None = None,
+    validation: bool = True,
+) -> list[str]:
+    """The command-line flags most CLI tests start from: a model and the shipped sample's train (and dev)
+    files, optionally cut to their first questions."""
+    args = ["--model.model_name_or_path", str(model_dir), "--data.train_file", str(sample_dir / "train.json")]
+    if validation:
+        args += ["--data.validation_file", str(sample_dir / "dev.json")]
+    if max_train is not None:
+        args += ["--data.max_train_samples", str(max_train)]
+    if max_eval is not None:
+        args += ["--data.max_eval_samples", str(max_eval)]
+    return args

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from lightning_qa.cli import main
@@ -53,16 +54,7 @@ def test_fit_validate_predict_export_end_to_end(tmp_path, tiny_model_dir, sample
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            str(base),
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.validation_file",
-            str(sample_dir / "dev.json"),
-            "--data.max_train_samples",
-            "40",
-            "--data.max_eval_samples",
-            "15",
+            *sample_args(str(base), sample_dir, max_train=40, max_eval=15),
             "--trainer.max_steps",
             "6",
             "--trainer.val_check_interval",
@@ -189,12 +181,7 @@ def test_fit_without_checkpoints_and_with_clipping_in_bf16(tmp_path, tiny_model_
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            tiny_model_dir,
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.max_train_samples",
-            "16",
+            *sample_args(tiny_model_dir, sample_dir, max_train=16, validation=False),
             "--trainer.max_steps",
             "2",
             "--trainer.enable_checkpointing",

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from conftest import sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from lightning_qa.cli import main
@@ -343,16 +344,7 @@ def test_fit_exports_and_pushes_when_asked(tmp_path, tiny_model_dir, sample_dir,
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            tiny_model_dir,
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.validation_file",
-            str(sample_dir / "dev.json"),
-            "--data.max_train_samples",
-            "16",
-            "--data.max_eval_samples",
-            "4",
+            *sample_args(tiny_model_dir, sample_dir, max_train=16, max_eval=4),
             "--data.max_seq_length",
             "96",
             "--data.doc_stride",

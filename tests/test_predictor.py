@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import sample_args
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from lightning_qa import QAPredictor
@@ -56,16 +57,7 @@ def trained_run(tmp_path_factory, tiny_model_dir, sample_dir) -> Path:
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            tiny_model_dir,
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.validation_file",
-            str(sample_dir / "dev.json"),
-            "--data.max_train_samples",
-            "32",
-            "--data.max_eval_samples",
-            "8",
+            *sample_args(tiny_model_dir, sample_dir, max_train=32, max_eval=8),
             "--trainer.max_steps",
             "4",
             "--trainer.enable_progress_bar",

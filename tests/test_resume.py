@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import sample_args
 from test_evaluation import SMALL, last_metrics
 
 from lightning_qa.export import load_checkpoint
@@ -38,16 +39,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 def _fit_args(tmp_path, model_dir, sample_dir, root: str) -> list[str]:
     return [
         "fit",
-        "--model.model_name_or_path",
-        model_dir,
-        "--data.train_file",
-        str(sample_dir / "train.json"),
-        "--data.validation_file",
-        str(sample_dir / "dev.json"),
-        "--data.max_train_samples",
-        "48",
-        "--data.max_eval_samples",
-        "12",
+        *sample_args(model_dir, sample_dir, max_train=48, max_eval=12),
         "--data.train_batch_size",
         "8",
         "--trainer.max_epochs",

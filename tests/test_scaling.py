@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import requires_minilm
+from conftest import requires_minilm, sample_args
 from test_evaluation import SMALL, last_metrics
 
 from lightning_qa.cli import main
@@ -65,10 +65,7 @@ def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dro
     """Same global batch (1 x 8 vs 2 x 4), no shuffling, no dropout: same losses and weights."""
     common = [
         "fit",
-        "--model.model_name_or_path",
-        no_dropout_model_dir,
-        "--data.train_file",
-        str(sample_dir / "train.json"),
+        *sample_args(no_dropout_model_dir, sample_dir, validation=False),
         "--data.shuffle",
         "false",
         "--trainer.max_steps",
@@ -128,16 +125,7 @@ def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, ti
     port, root = _free_port(), tmp_path / "runs"
     args = [
         "fit",
-        "--model.model_name_or_path",
-        tiny_model_dir,
-        "--data.train_file",
-        str(sample_dir / "train.json"),
-        "--data.validation_file",
-        str(sample_dir / "dev.json"),
-        "--data.max_train_samples",
-        "48",
-        "--data.max_eval_samples",
-        "21",
+        *sample_args(tiny_model_dir, sample_dir, max_train=48, max_eval=21),
         "--trainer.max_epochs",
         "1",
         "--trainer.num_nodes",
@@ -198,18 +186,9 @@ def test_half_precision_fit_gives_finite_losses_and_answers(tmp_path, tiny_model
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            tiny_model_dir,
+            *sample_args(tiny_model_dir, sample_dir, max_train=32, max_eval=10),
             "--trainer.precision",
             precision,
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.validation_file",
-            str(sample_dir / "dev.json"),
-            "--data.max_train_samples",
-            "32",
-            "--data.max_eval_samples",
-            "10",
             "--trainer.max_epochs",
             "1",
             "--trainer.log_every_n_steps",
@@ -251,12 +230,7 @@ def test_compiled_fit_and_predict(tmp_path, tiny_model_dir, sample_dir, pad_to_m
     main(
         [
             "fit",
-            "--model.model_name_or_path",
-            tiny_model_dir,
-            "--data.train_file",
-            str(sample_dir / "train.json"),
-            "--data.max_train_samples",
-            "32",
+            *sample_args(tiny_model_dir, sample_dir, max_train=32, validation=False),
             "--trainer.max_steps",
             "3",
             "--trainer.log_every_n_steps",

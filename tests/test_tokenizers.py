@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import sample_args
 from test_data import check_labels
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AutoModelForQuestionAnswering, PreTrainedTokenizerFast, RobertaConfig
@@ -210,10 +211,8 @@ def test_fit_validate_and_decode_through_the_cli(family, tmp_path, sample_dir):
     root = tmp_path / "runs"
     main(
         [
-            *("fit", "--model.model_name_or_path", model_dir, "--model.learning_rate", "1e-3"),
-            *("--data.train_file", str(sample_dir / "train.json")),
-            *("--data.validation_file", str(sample_dir / "dev.json")),
-            *("--data.max_train_samples", "24", "--data.max_eval_samples", "12", *SMALL),
+            *("fit", *sample_args(model_dir, sample_dir, max_train=24, max_eval=12), *SMALL),
+            *("--model.learning_rate", "1e-3"),
             *("--trainer.max_steps", "4", "--trainer.val_check_interval", "4"),
             *("--trainer.num_sanity_val_steps", "0", "--trainer.log_every_n_steps", "1"),
             *("--trainer.enable_progress_bar", "false"),
