@@ -47,6 +47,7 @@ VARIANTS = {  # name: (side, dynamic padding, length grouping)
 }
 RATIOS = {  # name: (numerator, denominator) of samples/s
     "ours / reference/384": ("ours", "reference/384"),
+    "ours+group / reference/384": ("ours+group", "reference/384"),
     "ours / reference/dyn+group": ("ours", "reference/dyn+group"),
     "ours+group / reference/dyn+group": ("ours+group", "reference/dyn+group"),
 }
