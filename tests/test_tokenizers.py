@@ -185,6 +185,31 @@ def test_each_family_is_what_it_claims(family):
     assert feats["cls_index"] == [0]
 
 
+@pytest.mark.parametrize("name", [*FAMILIES, "tiny_model_dir"])
+def test_windows_are_the_tokenizer_call_s_and_its_settings_stay(name, request, sample_dir):
+    """prepare_features calls the Rust encoder directly: its windows must be exactly those of
+    `tokenizer(question, context, truncation=..., stride=..., return_overflowing_tokens=True)`, and the
+    tokenizer's own truncation setting must be left as it was found (the predictor shares it)."""
+    tokenizer = load_tokenizer(request.getfixturevalue(name))
+    records = read_examples(str(sample_dir / "train.json"))[:40] + [odd_record()]
+    tokenizer.backend_tokenizer.enable_truncation(512)  # a setting of someone else's
+    feats = prepare_features(columns(records), tokenizer, 96, 32, 32)
+    assert tokenizer.backend_tokenizer.truncation["max_length"] == 512
+    right = tokenizer.padding_side == "right"
+    questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
+    enc = tokenizer(
+        questions if right else contexts,
+        contexts if right else questions,
+        truncation="only_second" if right else "only_first",
+        max_length=96,
+        stride=32,
+        return_overflowing_tokens=True,
+    )
+    assert len(feats["input_ids"]) > len(records)  # long contexts were split
+    assert feats["input_ids"] == enc["input_ids"]
+    assert feats.get("token_type_ids") == enc.get("token_type_ids")
+
+
 def test_labels_align(family, sample_dir):
     """check_labels: every labelled span is the answer or the smallest span covering it, every CLS label
     a window without the whole answer. And nearly all labelled spans are the answer up to whitespace
