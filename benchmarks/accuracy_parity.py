@@ -14,6 +14,7 @@ call vs the reference's tokenizing + `Trainer.predict` + post-processing. Also t
     python benchmarks/accuracy_parity.py                          # bf16-mixed, 1 epoch, 1 seed (~30 min)
     python benchmarks/accuracy_parity.py --group-by-length --seeds 3
     python benchmarks/accuracy_parity.py --max-train 200 --max-eval 100   # smoke test
+    python benchmarks/accuracy_parity.py --group-by-length --sides reference   # one side only
 
 Padding does not change the results, only the time: the reference pads per batch by default (as ours does),
 `--reference-padding max_length` pads to 384 like the transformers example. Prints a table and one JSON line.
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--max-eval", type=int, help="only the first N evaluation questions (smoke tests)")
     p.add_argument("--data", default=str(common.DEFAULT_DATA))
     p.add_argument("--work-dir", default=None)
+    p.add_argument(
+        "--sides", default="ours,reference", help="run only these (e.g. to redo one side of a recorded run)"
+    )
     for hidden in (
         "--worker",
         "--model-dir",
@@ -185,6 +189,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             type=int if hidden in ("--seed", "--steps", "--warmup-steps") else str,
         )
     a = p.parse_args(argv)
+    if not set(a.sides.split(",")) <= {"ours", "reference"}:
+        p.error(f"--sides: a comma-separated subset of ours,reference, not {a.sides!r}")
     if a.worker:
         return worker(a)
 
@@ -212,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             options |= {"steps": steps, "warmup-steps": warmup, "work-dir": tmp}
             options |= {k.replace("_", "-"): getattr(a, k) for k in SAME}
             argv = [str(HERE / "accuracy_parity.py"), *common.flags(options)]
-            for side in ("ours", "reference"):
+            for side in a.sides.split(","):
                 print(f"seed {seed}: {side} ...", file=sys.stderr, flush=True)
                 results.append(
                     common.run_worker([*argv, "--worker", side], os.path.join(tmp, f"{side}-{seed}.log"))

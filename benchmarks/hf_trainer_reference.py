@@ -250,6 +250,10 @@ def evaluate(
     """EM/F1 (official v1.1 metric) of the trained model; time includes tokenizing and post-processing."""
     t = time.perf_counter()
     features = featurize(eval_examples, tokenizer, True, pad_to_max_length, max_length, stride)
+    # With train_sampling_strategy="group_by_length" transformers 5 also length-groups `predict`'s
+    # batches (`Trainer._get_eval_sampler`) and returns the logits in that order, not the features':
+    # post-processing would pair every window with another window's logits.
+    trainer.args.train_sampling_strategy = "random"
     output = trainer.predict(features.remove_columns(["example_id", "offset_mapping"]))
     start_logits, end_logits = output.predictions[:2]
     predictions = postprocess(eval_examples, features, start_logits, end_logits, n_best, max_answer_length)

@@ -133,6 +133,42 @@ def test_reference_eval_features_and_postprocess(bert_tokenizer):
     )
 
 
+def test_reference_grouped_evaluation_scores_windows_in_order(tmp_path, tiny_model_dir, sample_dir):
+    """The Trainer length-groups `predict` too when trained with group_by_length; the reference's
+    evaluation must still pair every window with its own logits (it did not, and scored F1 4)."""
+    import torch
+
+    ref = reference_module()
+    examples = read_examples(str(sample_dir / "train.json"))
+    trainer, tokenizer, _ = ref.train(
+        tiny_model_dir,
+        examples[:8],
+        str(tmp_path),
+        steps=2,
+        batch_size=4,
+        eval_batch_size=2,
+        dynamic_padding=True,
+        group_by_length=True,
+        timed_warmup=1,
+        max_length=128,
+        stride=32,
+    )
+    held = examples[8:40]
+    got = ref.evaluate(trainer, tokenizer, held, False, max_length=128, stride=32)["predictions"]
+    features = ref.featurize(held, tokenizer, True, False, 128, 32)
+    model = trainer.model.eval()
+    logits = np.full((2, len(features), 128), -100.0)
+    with torch.no_grad():
+        for i, f in enumerate(features):
+            out = model(
+                **{k: torch.tensor([f[k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            )
+            n = len(f["input_ids"])
+            logits[0, i, :n], logits[1, i, :n] = out.start_logits[0].numpy(), out.end_logits[0].numpy()
+    assert len({len(f) for f in features["input_ids"]}) > 2  # lengths differ, so grouping would reorder
+    assert got == ref.postprocess(held, features, logits[0], logits[1])
+
+
 def test_throughput_command_line_parses(tmp_path, tiny_model_dir, sample_dir, capsys):
     """The options ours runs with exist (catches renamed CLI flags without training anything)."""
     import train_throughput
