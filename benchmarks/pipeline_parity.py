@@ -23,9 +23,12 @@ Reported:
   latency     one question per call, p50/p95 over `--latency-requests` questions (after a warm-up).
   bf16        (finetuned) predictor dtype bf16 against the old pipeline in fp32 and in bf16 (torch_dtype),
               its agreement with fp32, SQuAD EM/F1 of each, and throughput.
+  compile     (`--compile`) QAPredictor(compile=True) at the largest batch size: throughput after the
+              first call (which compiles, timed apart), agreement with the old pipeline and with eager.
 
     python benchmarks/pipeline_parity.py                       # 1,000 questions, both models, bs 1 and 32
     python benchmarks/pipeline_parity.py --questions 50 --latency-requests 20 --finetune-steps 20  # smoke
+    python benchmarks/pipeline_parity.py --models tiny --compile --no-bf16
 
 Prints a table and one JSON line. Timings share the machine with whatever else runs: compare the two sides
 of one run, on a quiet machine for published numbers.
@@ -189,6 +192,7 @@ def run_ours(
     latency: int,
     dtype: str | None,
     threads: int | None,
+    compile: bool = False,
 ) -> dict:
     import tokenizers
     import torch
@@ -198,7 +202,7 @@ def run_ours(
 
     if threads:
         torch.set_num_threads(threads)
-    predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, **SETTINGS)
+    predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, compile=compile, **SETTINGS)
     qs = [q["question"] for q in questions]
     cs = [q["context"] for q in questions]
     result: dict[str, Any] = {
@@ -213,7 +217,9 @@ def run_ours(
     }
     warm = min(8, len(qs))
     for bs in batch_sizes:
-        predictor(question=qs[:warm], context=cs[:warm], batch_size=bs)
+        t = time.perf_counter()
+        predictor(question=qs[:warm], context=cs[:warm], batch_size=bs)  # with compile=True: compiles
+        result["warm_up_s"] = max(result.get("warm_up_s", 0.0), time.perf_counter() - t)
         t = time.perf_counter()
         answers = predictor(question=qs, context=cs, batch_size=bs)
         seconds = time.perf_counter() - t
@@ -385,6 +391,11 @@ def main() -> None:
     parser.add_argument("--finetuned", default=None, help="reuse this fine-tuned QA model directory")
     parser.add_argument("--finetune-steps", type=int, default=200)
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 runs")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also run QAPredictor(compile=True) at the largest batch size (warm-up, which compiles, untimed)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads on both sides")
     parser.add_argument("--details", default=None, help="write every answer and difference to this JSON")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
@@ -484,6 +495,34 @@ def main() -> None:
             ) / percentile(ours["latency_ms"], 0.5)
         details[name] = {"ours": ours["runs"], "old": old["runs"]}
 
+        if args.compile:
+            bs = max(batch_sizes)
+            print(f"[{name}] QAPredictor fp32, compile=True...", flush=True)
+            compiled = run_ours(model_dir, questions, [bs], 0, None, args.threads, compile=True)
+            compiled.pop("predictor")
+            answers, seconds = compiled["runs"][str(bs)]["answers"], compiled["runs"][str(bs)]["seconds"]
+            entry = {
+                "model": name,
+                "batch_size": bs,
+                "compile_warm_up_s": compiled["warm_up_s"],
+                "q_per_s": len(questions) / seconds,
+                "same_as_old": agreement(answers, old["runs"][str(bs)]["answers"]),
+                "same_as_eager": agreement(answers, ours["runs"][str(bs)]["answers"]),
+            }
+            summary.setdefault("compile", []).append(entry)
+            summary["ratios"][f"{name} fp32 batch {bs} compiled"] = old["runs"][str(bs)]["seconds"] / seconds
+            speed_rows.append(
+                {
+                    "model": name,
+                    "side": "QAPredictor compiled",
+                    "dtype": "fp32",
+                    "bs": bs,
+                    "q_per_s": entry["q_per_s"],
+                }
+            )
+            summary["speed"].append(dict(speed_rows[-1]))
+            details[name]["compiled"] = compiled["runs"]
+
         if name == "finetuned" and not args.no_bf16:
             bs = max(batch_sizes)
             print(f"[{name}] bf16: old pipeline (torch_dtype bf16), QAPredictor (dtype bf16)...", flush=True)
@@ -568,6 +607,12 @@ def _report(summary: dict, rows: list[dict], speed_rows: list[dict], bf16_rows: 
         [("model", "model"), ("side", "side"), ("dtype", "dtype"), ("bs", "batch"), ("q_per_s", "q/s"),
          ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms")],
     )  # fmt: skip
+    for c in summary.get("compile", []):
+        print(
+            f"  {c['model']} compiled (batch {c['batch_size']}): first call (compiles) {c['compile_warm_up_s']:.1f} s "
+            f"untimed; same answer text as the old pipeline {100 * c['same_as_old']:.1f}%, as eager "
+            f"{100 * c['same_as_eager']:.1f}%"
+        )
     if bf16_rows:
         print(
             f"\nbf16 on the fine-tuned MiniLM (batch {summary['bf16'][0]['batch_size']}), % same answer text:"

@@ -40,6 +40,7 @@ PREDICTOR_OPTIONS = (
     "batch_size",
     "decoding",
     "dtype",
+    "compile",
 )
 
 
@@ -214,6 +215,8 @@ class QAServeAPI(_Base):
         elif device and "device" not in options:
             options["device"] = device
         self.predictor = QAPredictor(self.model, **options)
+        if options.get("compile"):  # compile before the server takes requests, not in the first one
+            self.predictor(question="Who?", context="A warm-up context.", batch_size=2)
 
     # no annotations on `request` and the response: LitServe turns them into FastAPI body/response types
     def decode_request(self, request):
@@ -355,6 +358,12 @@ def main(args: list[str] | None = None) -> None:
     )
     parser.add_argument("--dtype", type=str | None, default=None, help="fp32 (default), bf16, fp16 or auto")
     parser.add_argument(
+        "--compile",
+        type=bool | None,
+        default=None,
+        help="torch.compile the model at start-up (slower start, faster small models)",
+    )
+    parser.add_argument(
         "--num_threads", type=int | None, default=None, help="CPU threads of the model (default: torch's)"
     )
     parser.add_argument(
@@ -374,6 +383,8 @@ def main(args: list[str] | None = None) -> None:
     looks_local = os.path.isabs(cfg.model) or cfg.model.startswith(".") or cfg.model.endswith(".ckpt")
     if looks_local and not os.path.exists(cfg.model):
         problems.append(f"{cfg.model}: no such model directory or checkpoint")
+    if cfg.backend == "onnx" and cfg.compile:
+        problems.append("--compile applies to the torch backend only")
     if cfg.backend == "onnx" and not os.path.isfile(os.path.join(cfg.model, "model.onnx")):
         problems.append(f"{cfg.model}: no model.onnx (export with `lightning_qa export CKPT DIR --onnx`)")
     if ls is None:

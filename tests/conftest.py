@@ -77,3 +77,17 @@ def sample_args(
     if max_eval is not None:
         args += ["--data.max_eval_samples", str(max_eval)]
     return args
+
+
+def run_dirs(tmp_path: Path, root: Path | None = None) -> list[str]:
+    """Where a CLI test writes: its run directory (default tmp_path/runs) and its tokenized-data cache,
+    both under its own temporary directory; no progress bar."""
+    return [
+        *(
+            "--trainer.default_root_dir",
+            str(root or tmp_path / "runs"),
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+        ),
+        *("--trainer.enable_progress_bar", "false"),
+    ]

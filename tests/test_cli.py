@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import sample_args
+from conftest import run_dirs, sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from lightning_qa.cli import main
@@ -50,7 +50,7 @@ def test_fit_validate_predict_export_end_to_end(tmp_path, tiny_model_dir, sample
     base = tmp_path / "base-model"
     shutil.copytree(tiny_model_dir, base)
     root = tmp_path / "runs"
-    common = ["--trainer.default_root_dir", str(root), "--data.cache_dir", str(tmp_path / "cache"), *SMALL]
+    common = [*run_dirs(tmp_path, root), *SMALL]
     main(
         [
             "fit",
@@ -59,8 +59,6 @@ def test_fit_validate_predict_export_end_to_end(tmp_path, tiny_model_dir, sample
             "6",
             "--trainer.val_check_interval",
             "3",
-            "--trainer.enable_progress_bar",
-            "false",
             *common,
         ]
     )
@@ -163,10 +161,7 @@ def test_bad_data_file_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
                 tiny_model_dir,
                 "--data.validation_file",
                 str(bad),
-                "--trainer.default_root_dir",
-                str(tmp_path / "runs"),
-                "--data.cache_dir",
-                str(tmp_path / "cache"),
+                *run_dirs(tmp_path),
             ]
         )
     assert e.value.code == 2
@@ -192,12 +187,7 @@ def test_fit_without_checkpoints_and_with_clipping_in_bf16(tmp_path, tiny_model_
             "1.0",
             "--trainer.precision",
             "bf16-mixed",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(root),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
+            *run_dirs(tmp_path, root),
             *SMALL,
         ]
     )

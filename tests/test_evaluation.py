@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_dirs
 
 from lightning_qa.cli import main
 from lightning_qa.export import load_checkpoint
@@ -27,7 +28,7 @@ def last_metrics(run_dir) -> dict[str, float]:
 
 def test_squad_v2_fit_tunes_threshold_used_by_validate_and_predict(tmp_path, tiny_model_dir, sample_dir):
     root = tmp_path / "runs"
-    common = ["--trainer.default_root_dir", str(root), "--data.cache_dir", str(tmp_path / "cache"), *SMALL]
+    common = [*run_dirs(tmp_path, root), *SMALL]
     v2 = ["--data.version_2_with_negative", "true"]
     main(
         [
@@ -43,8 +44,6 @@ def test_squad_v2_fit_tunes_threshold_used_by_validate_and_predict(tmp_path, tin
             "1",
             "--data.max_train_samples",
             "32",
-            "--trainer.enable_progress_bar",
-            "false",
             *common,
         ]
     )
@@ -116,10 +115,7 @@ def test_limited_validation_scores_only_what_it_saw(tmp_path, tiny_model_dir, sa
             "2",
             "--data.eval_batch_size",
             "4",
-            "--trainer.default_root_dir",
-            str(root),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
+            *run_dirs(tmp_path, root),
             *SMALL,
         ]
     )

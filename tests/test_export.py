@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import sample_args
+from conftest import run_dirs, sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from lightning_qa.cli import main
@@ -353,12 +353,7 @@ def test_fit_exports_and_pushes_when_asked(tmp_path, tiny_model_dir, sample_dir,
             "32",
             "--trainer.max_steps",
             "2",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(root),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
+            *run_dirs(tmp_path, root),
             "--export.push_to_hub",
             "someone/fit-model",
         ]

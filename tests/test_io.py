@@ -6,7 +6,7 @@ import logging
 import shutil
 
 import pytest
-from conftest import SQUAD_DIR, requires_squad
+from conftest import SQUAD_DIR, requires_squad, run_dirs
 
 from lightning_qa.cli import main
 from lightning_qa.io import MAX_REPORTED, DataError, read_examples
@@ -352,14 +352,6 @@ def test_answer_starts_that_miss_their_text_are_moved_to_the_nearest_occurrence(
 
 # -- the command line ------------------------------------------------------------------------------------------
 PREFIX = "lightning_qa: error: "
-
-
-def run_dirs(tmp_path) -> list[str]:
-    """Where a test run writes: its own run and cache directories; no progress bar."""
-    return [
-        *("--trainer.default_root_dir", str(tmp_path / "runs"), "--data.cache_dir", str(tmp_path / "cache")),
-        *("--trainer.enable_progress_bar", "false"),
-    ]
 
 
 def run_cli(argv: list[str], tmp_path, capsys) -> tuple[int | str | None, list[str]]:

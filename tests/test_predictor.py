@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import sample_args
+from conftest import run_dirs, sample_args
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from lightning_qa import QAPredictor
@@ -60,12 +60,7 @@ def trained_run(tmp_path_factory, tiny_model_dir, sample_dir) -> Path:
             *sample_args(tiny_model_dir, sample_dir, max_train=32, max_eval=8),
             "--trainer.max_steps",
             "4",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp / "runs"),
-            "--data.cache_dir",
-            str(tmp / "cache"),
+            *run_dirs(tmp),
             *SMALL,
         ]
     )
@@ -376,6 +371,24 @@ def test_model_override_callable(tiny_model_dir, sample_dir):
     assert a["answer"] and a["answer"] == r["context"][a["start"] : a["end"]]
 
 
+def test_compiled_model_gives_the_same_answers(predictor, tiny_model_dir, sample_dir):
+    """compile=True: one dynamic-shape compilation serves several batch sizes and window lengths, with
+    the eager model's answers."""
+    records = samples(sample_dir)
+    qs, cs = [r["question"] for r in records], [r["context"] for r in records]
+    compiled = QAPredictor(tiny_model_dir, device="cpu", compile=True)
+    assert compiled._run is not compiled.model
+    for batch_size in (3, 8):
+        got = compiled(question=qs, context=cs, top_k=2, batch_size=batch_size)
+        want = predictor(question=qs, context=cs, top_k=2, batch_size=batch_size)
+        assert [[key(a) for a in top] for top in got] == [[key(a) for a in top] for top in want]
+        assert [a["score"] for top in got for a in top] == pytest.approx(
+            [a["score"] for top in want for a in top], rel=1e-4
+        )
+    with pytest.raises(ValueError, match="torch module"):
+        QAPredictor(tiny_model_dir, model=HandMadeModel(cls_logit=0.0), compile=True)
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_half_precision(tiny_model_dir, sample_dir, dtype):
     records = samples(sample_dir)
@@ -419,12 +432,7 @@ def test_lightning_qa_predict_decodes_like_the_predictor(trained_run, sample_dir
             rule,
             "--model.max_answer_length",
             "12",
-            "--trainer.default_root_dir",
-            str(tmp_path / "runs"),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
-            "--trainer.enable_progress_bar",
-            "false",
+            *run_dirs(tmp_path),
         ]
     )
     records = [json.loads(x) for x in out.read_text().splitlines()]

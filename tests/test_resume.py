@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import sample_args
+from conftest import run_dirs, sample_args
 from test_evaluation import SMALL, last_metrics
 
 from lightning_qa.export import load_checkpoint
@@ -46,14 +46,9 @@ def _fit_args(tmp_path, model_dir, sample_dir, root: str) -> list[str]:
         "2",
         "--trainer.log_every_n_steps",
         "1",
-        "--trainer.enable_progress_bar",
-        "false",
         "--seed_everything",
         "7",
-        "--trainer.default_root_dir",
-        str(tmp_path / root),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
+        *run_dirs(tmp_path, tmp_path / root),
         *SMALL,
     ]
 

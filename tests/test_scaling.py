@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import requires_minilm, sample_args
+from conftest import requires_minilm, run_dirs, sample_args
 from test_evaluation import SMALL, last_metrics
 
 from lightning_qa.cli import main
@@ -136,12 +136,7 @@ def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, ti
         "cpu",
         "--trainer.strategy",
         "ddp",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.default_root_dir",
-        str(root),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
+        *run_dirs(tmp_path, root),
         *SMALL,
     ]
     nodes = [
@@ -193,12 +188,7 @@ def test_half_precision_fit_gives_finite_losses_and_answers(tmp_path, tiny_model
             "1",
             "--trainer.log_every_n_steps",
             "1",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(root),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
+            *run_dirs(tmp_path, root),
             *SMALL,
         ]
     )
@@ -219,12 +209,7 @@ def test_compiled_fit_and_predict(tmp_path, tiny_model_dir, sample_dir, pad_to_m
         "true",
         "--data.pad_to_multiple_of",
         pad_to_multiple_of,
-        "--trainer.default_root_dir",
-        str(root),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--trainer.enable_progress_bar",
-        "false",
+        *run_dirs(tmp_path, root),
         *SMALL,
     ]
     main(

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import sample_args
+from conftest import run_dirs, sample_args
 from test_data import check_labels
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AutoModelForQuestionAnswering, PreTrainedTokenizerFast, RobertaConfig
@@ -240,8 +240,7 @@ def test_fit_validate_and_decode_through_the_cli(family, tmp_path, sample_dir):
             *("--model.learning_rate", "1e-3"),
             *("--trainer.max_steps", "4", "--trainer.val_check_interval", "4"),
             *("--trainer.num_sanity_val_steps", "0", "--trainer.log_every_n_steps", "1"),
-            *("--trainer.enable_progress_bar", "false"),
-            *("--trainer.default_root_dir", str(root), "--data.cache_dir", str(tmp_path / "cache")),
+            *run_dirs(tmp_path, root),
         ]
     )
     run = root / "version_0"
