@@ -15,6 +15,7 @@ call vs the reference's tokenizing + `Trainer.predict` + post-processing. Also t
     python benchmarks/accuracy_parity.py --group-by-length --seeds 3
     python benchmarks/accuracy_parity.py --max-train 200 --max-eval 100   # smoke test
     python benchmarks/accuracy_parity.py --group-by-length --sides reference   # one side only
+    python benchmarks/accuracy_parity.py --group-by-length --seeds 2 --first-seed 1   # seeds 1 and 2
 
 Padding does not change the results, only the time: the reference pads per batch by default (as ours does),
 `--reference-padding max_length` pads to 384 like the transformers example. Prints a table and one JSON line.
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         "--seeds", type=int, default=1, help="runs with seeds 0..N-1 (head init, data order, dropout)"
     )
     p.add_argument(
+        "--first-seed", type=int, default=0, help="start at this seed (add seeds to a recorded run)"
+    )
+    p.add_argument(
         "--group-by-length",
         nargs="?",
         const=True,
@@ -203,9 +207,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         a.train_file = common.write_squad(train, os.path.join(tmp, "train.json"))
         a.eval_file = common.write_squad(held, os.path.join(tmp, "eval.json"))
         baseline = baseline_scores(read_examples(a.eval_file))
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             model_dir = common.build_pretrained_qa(os.path.join(tmp, f"model-seed{seed}"), seed)
-            if seed == 0:
+            if seed == a.first_seed:
                 windows = common.count_windows(model_dir, a.train_file)
                 steps = max(2, math.ceil(a.epochs * windows / a.batch_size))
                 warmup = int(a.warmup_ratio * steps)
