@@ -402,49 +402,56 @@ class QAPredictor:
 
     def _windows(self, questions: list[str], contexts: list[str], o: dict[str, Any]) -> dict[str, Any]:
         """Tokenize into windows as the old pipeline did; flat arrays (one entry per token of all windows)."""
+        from lightning_qa.data import _truncation
+
         tok = self.tokenizer
         question_first = tok.padding_side == "right"
         context_id = 1 if question_first else 0
 
-        def encode(questions: list[str]) -> Any:
-            return tok(
-                questions if question_first else contexts,
-                contexts if question_first else questions,
-                truncation="only_second" if question_first else "only_first",
-                max_length=o["max_seq_len"],
-                stride=o["doc_stride"],
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                return_token_type_ids="token_type_ids" in self.input_names,
-                return_attention_mask=False,
+        def encode(questions: list[str]) -> tuple[list[Any], list[int]]:
+            """Every window (a `tokenizers.Encoding`) of every pair, in `tokenizer(...)`'s order, and the
+            pair each came from. The Rust encoder directly: `tokenizer(...)` would copy every window into
+            Python dicts first."""
+            pairs = (
+                zip(questions, contexts, strict=True)
+                if question_first
+                else zip(contexts, questions, strict=True)
             )
+            strategy = "only_second" if question_first else "only_first"
+            with _truncation(
+                tok, max_length=o["max_seq_len"], stride=o["doc_stride"], strategy=strategy
+            ) as backend:
+                encodings = backend.encode_batch(list(pairs))
+            windows = [w for e in encodings for w in (e, *e.overflowing)]
+            return windows, [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
 
         # Questions are rarely too long: look at their length in the windows, and cut and encode again
         # only when one is (or when the tokenizer refuses a question that leaves no room for context).
         try:
-            enc = encode(questions)
+            windows, example = encode(questions)
             too_long = any(
-                seq.count(1 - context_id) > o["question_cap"]
-                for seq in (enc.sequence_ids(i) for i in range(len(enc["input_ids"])))
+                window.sequence_ids.count(1 - context_id) > o["question_cap"] for window in windows
             )
         except Exception:
             too_long = True
         if too_long:
-            enc = encode(self._fit_questions(questions, o["question_cap"]))
-        ids = enc["input_ids"]
+            windows, example = encode(self._fit_questions(questions, o["question_cap"]))
+        ids = [w.ids for w in windows]
         n_windows = len(ids)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n_windows)
         total = int(lengths.sum())
         first = np.cumsum(lengths) - lengths
         flat_ids = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=total)
         flat_offsets = np.fromiter(
-            chain.from_iterable(chain.from_iterable(enc["offset_mapping"])), dtype=np.int64, count=2 * total
+            chain.from_iterable(chain.from_iterable(window.offsets for window in windows)),
+            dtype=np.int64,
+            count=2 * total,
         ).reshape(total, 2)
         in_context = np.zeros(total, dtype=bool)
         cls_index = np.zeros(n_windows, dtype=np.int64)
         cls_id = tok.cls_token_id
-        for i in range(n_windows):
-            seq = enc.sequence_ids(i)
+        for i, window in enumerate(windows):
+            seq = window.sequence_ids
             try:
                 a = seq.index(context_id)
                 b = len(seq) - seq[::-1].index(context_id)
@@ -460,19 +467,17 @@ class QAPredictor:
         w = {
             "lengths": lengths,
             "first": first,
-            "example": np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64),
+            "example": np.asarray(example, dtype=np.int64),
             "input_ids": flat_ids,
             "offsets": flat_offsets,
             "cls_index": cls_index,
         }
         if "token_type_ids" in self.input_names:
             w["token_type_ids"] = np.fromiter(
-                chain.from_iterable(enc["token_type_ids"]), dtype=np.int64, count=total
+                chain.from_iterable(window.type_ids for window in windows), dtype=np.int64, count=total
             )
         if o["align_to_words"]:
-            words = np.array(
-                list(chain.from_iterable(enc.word_ids(i) for i in range(n_windows))), dtype=float
-            )
+            words = np.array(list(chain.from_iterable(window.word_ids for window in windows)), dtype=float)
             w["word_ids"] = np.nan_to_num(words, nan=-1.0).astype(np.int64)
         return w
 

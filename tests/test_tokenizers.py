@@ -210,6 +210,33 @@ def test_windows_are_the_tokenizer_call_s_and_its_settings_stay(name, request, s
     assert feats.get("token_type_ids") == enc.get("token_type_ids")
 
 
+@pytest.mark.parametrize("name", [*FAMILIES, "tiny_model_dir"])
+def test_predictor_windows_are_the_tokenizer_call_s(name, request, sample_dir):
+    """The predictor also calls the Rust encoder directly: same windows, words and example of each
+    window as `tokenizer(...)` (what the old pipeline tokenized with)."""
+    from lightning_qa import QAPredictor
+
+    predictor = QAPredictor(request.getfixturevalue(name), device="cpu")
+    records = read_examples(str(sample_dir / "train.json"))[:40] + [odd_record()]
+    questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
+    o = predictor._resolve({**predictor.options, "max_seq_len": 96, "doc_stride": 32})
+    w = predictor._windows(questions, contexts, o)
+    tokenizer, right = predictor.tokenizer, predictor.tokenizer.padding_side == "right"
+    enc = tokenizer(
+        questions if right else contexts,
+        contexts if right else questions,
+        truncation="only_second" if right else "only_first",
+        max_length=96,
+        stride=32,
+        return_overflowing_tokens=True,
+    )
+    assert len(enc["input_ids"]) > len(records)
+    assert w["input_ids"].tolist() == [t for ids in enc["input_ids"] for t in ids]
+    assert w["example"].tolist() == enc["overflow_to_sample_mapping"]
+    words = [-1 if x is None else x for i in range(len(enc["input_ids"])) for x in enc.word_ids(i)]
+    assert w["word_ids"].tolist() == words
+
+
 def test_labels_align(family, sample_dir):
     """check_labels: every labelled span is the answer or the smallest span covering it, every CLS label
     a window without the whole answer. And nearly all labelled spans are the answer up to whitespace
