@@ -67,7 +67,6 @@ SCORE_TOL = 1e-4
 
 # -- the old pipeline's side (runs in the transformers 4.57 venv: torch and transformers only) ---------------
 def worker(config_file: str, out_file: str) -> None:
-    import tokenizers
     import torch
     import transformers
     from transformers import pipeline
@@ -88,24 +87,35 @@ def worker(config_file: str, out_file: str) -> None:
         out = qa(question=questions, context=contexts, batch_size=batch_size, **settings)
         return [out] if isinstance(out, dict) else out  # one question in a list comes back as a dict
 
-    result: dict[str, Any] = {
-        "versions": {
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
-        "threads": torch.get_num_threads(),
-        "runs": {},
-    }
-    warm = min(8, len(qs))
-    for bs in cfg["batch_sizes"]:
-        answer(qs[:warm], cs[:warm], bs)
-        answers, seconds = _best_of(cfg["repeat"], lambda bs=bs: answer(qs, cs, bs))
-        result["runs"][str(bs)] = {"answers": answers, "seconds": seconds}
+    result = _timed_runs(answer, qs, cs, cfg["batch_sizes"], cfg["repeat"])
     result["latency_ms"] = _latency(
         lambda q, c: qa(question=q, context=c, **settings), qs, cs, cfg["latency"]
     )
     Path(out_file).write_text(json.dumps(result))
+
+
+def _timed_runs(answer: Any, qs: list[str], cs: list[str], batch_sizes: list[int], repeat: int) -> dict:
+    """Both sides' timing: per batch size a warm-up call on 8 questions (with compile=True it compiles;
+    its time is kept apart), then the fastest of `repeat` runs over all the questions."""
+    import tokenizers
+    import torch
+    import transformers
+
+    versions = {"transformers": transformers.__version__, "torch": torch.__version__}
+    result: dict[str, Any] = {
+        "versions": {**versions, "tokenizers": tokenizers.__version__},
+        "threads": torch.get_num_threads(),
+        "runs": {},
+        "warm_up_s": 0.0,
+    }
+    warm = min(8, len(qs))
+    for bs in batch_sizes:
+        t = time.perf_counter()
+        answer(qs[:warm], cs[:warm], bs)
+        result["warm_up_s"] = max(result["warm_up_s"], time.perf_counter() - t)
+        answers, seconds = _best_of(repeat, lambda bs=bs: answer(qs, cs, bs))
+        result["runs"][str(bs)] = {"answers": answers, "seconds": seconds}
+    return result
 
 
 def _best_of(repeat: int, run: Any) -> tuple[list, float]:
@@ -208,9 +218,7 @@ def run_ours(
     compile: bool = False,
     repeat: int = 3,
 ) -> dict:
-    import tokenizers
     import torch
-    import transformers
 
     from lightning_qa import QAPredictor
 
@@ -219,23 +227,12 @@ def run_ours(
     predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, compile=compile, **SETTINGS)
     qs = [q["question"] for q in questions]
     cs = [q["context"] for q in questions]
-    result: dict[str, Any] = {
-        "versions": {
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
-        "threads": torch.get_num_threads(),
-        "runs": {},
-        "predictor": predictor,
-    }
-    warm = min(8, len(qs))
-    for bs in batch_sizes:
-        t = time.perf_counter()
-        predictor(question=qs[:warm], context=cs[:warm], batch_size=bs)  # with compile=True: compiles
-        result["warm_up_s"] = max(result.get("warm_up_s", 0.0), time.perf_counter() - t)
-        answers, seconds = _best_of(repeat, lambda bs=bs: predictor(question=qs, context=cs, batch_size=bs))
-        result["runs"][str(bs)] = {"answers": answers, "seconds": seconds}
+
+    def answer(questions, contexts, batch_size):
+        return predictor(question=questions, context=contexts, batch_size=batch_size)
+
+    result = _timed_runs(answer, qs, cs, batch_sizes, repeat)
+    result["predictor"] = predictor
     result["latency_ms"] = _latency(lambda q, c: predictor(question=q, context=c), qs, cs, latency)
     return result
 
