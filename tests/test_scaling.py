@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -45,6 +46,20 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_for_all(procs: list[subprocess.Popen], timeout: float) -> None:
+    """Wait for every process; once one fails or the time is up, kill the rest (a node whose peer died
+    waits for it until its own rendezvous timeout), so the test reports every node's log, not a hang."""
+    deadline = time.monotonic() + timeout
+    while None in (codes := [p.poll() for p in procs]):
+        if time.monotonic() > deadline or any(code not in (None, 0) for code in codes):
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            return
+        time.sleep(0.2)
 
 
 def _env() -> dict[str, str]:
@@ -139,6 +154,7 @@ def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, ti
         *run_dirs(tmp_path, root),
         *SMALL,
     ]
+    outputs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
     nodes = [
         subprocess.Popen(
             [
@@ -159,15 +175,16 @@ def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, ti
                 "lightning_qa.cli",
                 *args,
             ],
-            stdout=subprocess.PIPE,
+            stdout=open(outputs[rank], "w"),
             stderr=subprocess.STDOUT,
             text=True,
             env=_env(),
         )
         for rank in (0, 1)
     ]
-    logs = [n.communicate(timeout=300)[0] for n in nodes]
-    assert [n.returncode for n in nodes] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    _wait_for_all(nodes, timeout=300)
+    logs = [out.read_text() for out in outputs]
+    assert [n.returncode for n in nodes] == [0, 0], f"node 0:\n{logs[0][-3000:]}\nnode 1:\n{logs[1][-3000:]}"
     runs = [d for d in root.iterdir() if (d / "last.ckpt").exists()]
     assert len(runs) == 1 and (runs[0] / "best.ckpt").exists()
     assert len(json.loads((runs[0] / "predictions.json").read_text())) == 21  # both nodes' examples, once

@@ -268,7 +268,10 @@ def test_bad_command_lines_are_one_clear_line(tmp_path, capsys, monkeypatch):
     exported.mkdir()
     (exported / "model.onnx").write_bytes(b"")
     cases = [
-        (["serve", str(exported), "--backend", "onnx", "--compile", "true"], "--compile applies to the torch"),
+        (
+            ["serve", str(exported), "--backend", "onnx", "--compile", "true"],
+            "--compile applies to the torch",
+        ),
         (["serve", str(tmp_path / "missing.ckpt")], "no such model directory or checkpoint"),
         (["serve", str(tmp_path), "--host", "localhost"], "--host must be 127.0.0.1, 0.0.0.0 or ::"),
         (["serve", str(tmp_path), "--backend", "onnx"], "no model.onnx"),
