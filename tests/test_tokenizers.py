@@ -185,6 +185,20 @@ def test_each_family_is_what_it_claims(family):
     assert feats["cls_index"] == [0]
 
 
+def tokenizer_windows(tokenizer, records: list[dict], max_length: int = 96, stride: int = 32):
+    """The windows `tokenizer(...)` itself makes of the records (the question first unless it pads left)."""
+    right = tokenizer.padding_side == "right"
+    questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
+    return tokenizer(
+        questions if right else contexts,
+        contexts if right else questions,
+        truncation="only_second" if right else "only_first",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+    )
+
+
 @pytest.mark.parametrize("name", [*FAMILIES, "tiny_model_dir"])
 def test_windows_are_the_tokenizer_call_s_and_its_settings_stay(name, request, sample_dir):
     """prepare_features calls the Rust encoder directly: its windows must be exactly those of
@@ -195,16 +209,7 @@ def test_windows_are_the_tokenizer_call_s_and_its_settings_stay(name, request, s
     tokenizer.backend_tokenizer.enable_truncation(512)  # a setting of someone else's
     feats = prepare_features(columns(records), tokenizer, 96, 32, 32)
     assert tokenizer.backend_tokenizer.truncation["max_length"] == 512
-    right = tokenizer.padding_side == "right"
-    questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
-    enc = tokenizer(
-        questions if right else contexts,
-        contexts if right else questions,
-        truncation="only_second" if right else "only_first",
-        max_length=96,
-        stride=32,
-        return_overflowing_tokens=True,
-    )
+    enc = tokenizer_windows(tokenizer, records)
     assert len(feats["input_ids"]) > len(records)  # long contexts were split
     assert feats["input_ids"] == enc["input_ids"]
     assert feats.get("token_type_ids") == enc.get("token_type_ids")
@@ -221,15 +226,7 @@ def test_predictor_windows_are_the_tokenizer_call_s(name, request, sample_dir):
     questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
     o = predictor._resolve({**predictor.options, "max_seq_len": 96, "doc_stride": 32})
     w = predictor._windows(questions, contexts, o)
-    tokenizer, right = predictor.tokenizer, predictor.tokenizer.padding_side == "right"
-    enc = tokenizer(
-        questions if right else contexts,
-        contexts if right else questions,
-        truncation="only_second" if right else "only_first",
-        max_length=96,
-        stride=32,
-        return_overflowing_tokens=True,
-    )
+    enc = tokenizer_windows(predictor.tokenizer, records)
     assert len(enc["input_ids"]) > len(records)
     assert w["input_ids"].tolist() == [t for ids in enc["input_ids"] for t in ids]
     assert w["example"].tolist() == enc["overflow_to_sample_mapping"]
