@@ -101,9 +101,12 @@ def _timed_runs(answer: Any, qs: list[str], cs: list[str], batch_sizes: list[int
     import torch
     import transformers
 
-    versions = {"transformers": transformers.__version__, "torch": torch.__version__}
     result: dict[str, Any] = {
-        "versions": {**versions, "tokenizers": tokenizers.__version__},
+        "versions": {
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
         "threads": torch.get_num_threads(),
         "runs": {},
         "warm_up_s": 0.0,

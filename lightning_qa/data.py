@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 from lightning.pytorch import LightningDataModule
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -109,6 +109,26 @@ def _truncation(tokenizer: PreTrainedTokenizerBase, **settings: Any) -> Iterator
             backend.no_truncation()
 
 
+def encode_windows(
+    tokenizer: PreTrainedTokenizerBase,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    max_length: int,
+    stride: int,
+) -> tuple[list[Encoding], list[int]]:
+    """Every window of every (question, context) pair and the pair each came from, in the order
+    `tokenizer(question, context, truncation="only_second", max_length=..., stride=...,
+    return_overflowing_tokens=True)` gives them (context first for tokenizers that pad on the left).
+    Shared by training features and the predictor."""
+    question_first = tokenizer.padding_side == "right"
+    pairs = zip(questions, contexts, strict=True) if question_first else zip(contexts, questions, strict=True)
+    strategy = "only_second" if question_first else "only_first"
+    with _truncation(tokenizer, max_length=max_length, stride=stride, strategy=strategy) as backend:
+        encodings = backend.encode_batch(list(pairs))
+    windows = [w for e in encodings for w in (e, *e.overflowing)]
+    return windows, [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
+
+
 def truncate_questions(
     questions: list[str], tokenizer: PreTrainedTokenizerBase, max_question_length: int
 ) -> tuple[list[str], int]:
@@ -152,14 +172,12 @@ def _answer_span(
     if offsets[ctx_start][0] > start_char or (offsets[ctx_end][1] < end_char and not last_window):
         return None
     lo, hi = ctx_start, ctx_end + 1
-    start = max(
-        bisect_right(offsets, start_char, lo, hi, key=_first) - 1, lo
-    )  # last token starting at or before
-    if offsets[start][1] <= start_char:  # the answer starts in a gap (a space) after that token
+    # the last token starting at or before the answer, or the next one if the answer starts in a gap after it
+    start = max(bisect_right(offsets, start_char, lo, hi, key=_first) - 1, lo)
+    if offsets[start][1] <= start_char:
         start += 1
-    end = (
-        bisect_left(offsets, end_char, lo, hi, key=_first) - 1
-    )  # last token starting before the answer's end
+    # the last token starting before the answer's end
+    end = bisect_left(offsets, end_char, lo, hi, key=_first) - 1
     return (start, end) if start <= end else None
 
 
@@ -202,18 +220,12 @@ def prepare_features(
     its table), `offsets` (character span of each context token, [-1, -1] elsewhere), `cls_index`, and the
     example's id, context and gold answer texts, so a batch is self-contained.
     """
-    pad_on_right = tokenizer.padding_side == "right"
     questions = examples["question"]
     if max_question_length is not None:
         questions, _ = truncate_questions(list(questions), tokenizer, max_question_length)
     contexts = examples["context"]
-    pairs = list(
-        zip(questions, contexts, strict=True) if pad_on_right else zip(contexts, questions, strict=True)
-    )
-    only = "only_second" if pad_on_right else "only_first"
-    with _truncation(tokenizer, max_length=max_seq_length, stride=doc_stride, strategy=only) as backend:
-        encodings = backend.encode_batch(pairs)
-    context_id = 1 if pad_on_right else 0
+    windows, example = encode_windows(tokenizer, questions, contexts, max_seq_length, doc_stride)
+    context_id = 1 if tokenizer.padding_side == "right" else 0
     answers = examples.get("answers")
     out: dict[str, list] = {k: [] for k in MODEL_INPUTS if k in tokenizer.model_input_names}
     out.pop("attention_mask", None)  # all ones before padding: collate builds it
@@ -224,37 +236,36 @@ def prepare_features(
     base_index = examples["__index__"] if "__index__" in examples else None
     trim = for_eval and _offsets_include_spaces(tokenizer)
     cls_id = tokenizer.cls_token_id
-    for ex, first in enumerate(encodings):
-        windows = [first, *first.overflowing]  # the order `tokenizer(...)` returns them in
+    for i, (enc, ex) in enumerate(zip(windows, example, strict=True)):
         answer = answers[ex] if answers is not None and answers[ex]["text"] else None
-        for w, enc in enumerate(windows):
-            ids, offsets, seq_ids = enc.ids, enc.offsets, enc.sequence_ids
-            cls_index = ids.index(cls_id) if cls_id is not None else 0
-            ctx_start = seq_ids.index(context_id)
-            ctx_end = len(seq_ids) - 1 - seq_ids[::-1].index(context_id)
-            span = None
-            if answer is not None:
-                start_char = answer["answer_start"][0]
-                end_char = start_char + len(answer["text"][0])
-                span = _answer_span(offsets, ctx_start, ctx_end, start_char, end_char, w + 1 == len(windows))
-            out["input_ids"].append(ids)
-            if "token_type_ids" in out:
-                out["token_type_ids"].append(enc.type_ids)
-            out["start_positions"].append(span[0] if span else cls_index)
-            out["end_positions"].append(span[1] if span else cls_index)
-            out["cls_index"].append(cls_index)
-            if for_eval:
-                out["example_index"].append(base_index[ex] if base_index is not None else ex)
-                # the context tokens are one contiguous range: mask the rest by slicing (no per-token Python)
-                spans = _trimmed(offsets, contexts[ex]) if trim else offsets
-                context_offsets = np.fromiter(chain.from_iterable(spans), np.int32, 2 * len(spans))
-                context_offsets = context_offsets.reshape(-1, 2)
-                context_offsets[:ctx_start] = -1
-                context_offsets[ctx_end + 1 :] = -1
-                out["offsets"].append(context_offsets)
-                out["example_id"].append(examples["id"][ex])
-                out["context"].append(contexts[ex])
-                out["answer_texts"].append(list(answers[ex]["text"]) if answers is not None else [])
+        last_window = i + 1 == len(windows) or example[i + 1] != ex
+        ids, offsets, seq_ids = enc.ids, enc.offsets, enc.sequence_ids
+        cls_index = ids.index(cls_id) if cls_id is not None else 0
+        ctx_start = seq_ids.index(context_id)
+        ctx_end = len(seq_ids) - 1 - seq_ids[::-1].index(context_id)
+        span = None
+        if answer is not None:
+            start_char = answer["answer_start"][0]
+            end_char = start_char + len(answer["text"][0])
+            span = _answer_span(offsets, ctx_start, ctx_end, start_char, end_char, last_window)
+        out["input_ids"].append(ids)
+        if "token_type_ids" in out:
+            out["token_type_ids"].append(enc.type_ids)
+        out["start_positions"].append(span[0] if span else cls_index)
+        out["end_positions"].append(span[1] if span else cls_index)
+        out["cls_index"].append(cls_index)
+        if for_eval:
+            out["example_index"].append(base_index[ex] if base_index is not None else ex)
+            # the context tokens are one contiguous range: mask the rest by slicing (no per-token Python)
+            spans = _trimmed(offsets, contexts[ex]) if trim else offsets
+            context_offsets = np.fromiter(chain.from_iterable(spans), np.int32, 2 * len(spans))
+            context_offsets = context_offsets.reshape(-1, 2)
+            context_offsets[:ctx_start] = -1
+            context_offsets[ctx_end + 1 :] = -1
+            out["offsets"].append(context_offsets)
+            out["example_id"].append(examples["id"][ex])
+            out["context"].append(contexts[ex])
+            out["answer_texts"].append(list(answers[ex]["text"]) if answers is not None else [])
     if answers is None and not for_eval:
         raise ValueError("training features need answers")
     return out
@@ -668,11 +679,8 @@ class SquadDataModule(LightningDataModule):
                 return None
         return _with_feature_index(datasets.Dataset.from_file(cache_file), split)
 
+    @_collector_paused()
     def _tokenize(self, split: str, cache_file: str | None) -> datasets.Dataset | None:
-        with _collector_paused():
-            return self._tokenize_examples(split, cache_file)
-
-    def _tokenize_examples(self, split: str, cache_file: str | None) -> datasets.Dataset | None:
         hp = self.hparams
         examples = self.load_examples(split)
         if examples is None:

@@ -402,40 +402,23 @@ class QAPredictor:
 
     def _windows(self, questions: list[str], contexts: list[str], o: dict[str, Any]) -> dict[str, Any]:
         """Tokenize into windows as the old pipeline did; flat arrays (one entry per token of all windows)."""
-        from lightning_qa.data import _truncation
+        from lightning_qa.data import encode_windows
 
         tok = self.tokenizer
-        question_first = tok.padding_side == "right"
-        context_id = 1 if question_first else 0
-
-        def encode(questions: list[str]) -> tuple[list[Any], list[int]]:
-            """Every window (a `tokenizers.Encoding`) of every pair, in `tokenizer(...)`'s order, and the
-            pair each came from. The Rust encoder directly: `tokenizer(...)` would copy every window into
-            Python dicts first."""
-            pairs = (
-                zip(questions, contexts, strict=True)
-                if question_first
-                else zip(contexts, questions, strict=True)
-            )
-            strategy = "only_second" if question_first else "only_first"
-            with _truncation(
-                tok, max_length=o["max_seq_len"], stride=o["doc_stride"], strategy=strategy
-            ) as backend:
-                encodings = backend.encode_batch(list(pairs))
-            windows = [w for e in encodings for w in (e, *e.overflowing)]
-            return windows, [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
+        context_id = 1 if tok.padding_side == "right" else 0
 
         # Questions are rarely too long: look at their length in the windows, and cut and encode again
         # only when one is (or when the tokenizer refuses a question that leaves no room for context).
         try:
-            windows, example = encode(questions)
+            windows, example = encode_windows(tok, questions, contexts, o["max_seq_len"], o["doc_stride"])
             too_long = any(
                 window.sequence_ids.count(1 - context_id) > o["question_cap"] for window in windows
             )
         except Exception:
             too_long = True
         if too_long:
-            windows, example = encode(self._fit_questions(questions, o["question_cap"]))
+            fitted = self._fit_questions(questions, o["question_cap"])
+            windows, example = encode_windows(tok, fitted, contexts, o["max_seq_len"], o["doc_stride"])
         ids = [w.ids for w in windows]
         n_windows = len(ids)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n_windows)
