@@ -14,6 +14,7 @@ import shutil
 import pytest
 import torch
 from conftest import run_dirs, sample_args
+from helpers import squad_texts
 from test_data import check_labels
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AutoModelForQuestionAnswering, PreTrainedTokenizerFast, RobertaConfig
@@ -22,7 +23,6 @@ from lightning_qa.cli import main
 from lightning_qa.data import load_tokenizer, prepare_features
 from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
 from lightning_qa.io import read_examples
-from lightning_qa.tiny import squad_texts
 
 SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
 # repeated spaces, a tab, a newline, accents: where offsets of sub-word schemes differ most
