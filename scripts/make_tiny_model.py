@@ -1,13 +1,19 @@
-"""A tiny DistilBERT-architecture QA model that needs no download: the quickstart's and the tests' model.
+"""Build the tiny DistilBERT-architecture QA model that needs no download: the quickstart's and the tests'.
 
 Its WordPiece vocabulary is trained on the shipped sample, its weights are random (seeded). It exists so
 that the whole pipeline runs offline in about a minute on a laptop CPU; its answers are not meant to be
 good. It is saved with `save_pretrained` and loaded back through the same `from_pretrained` path as any
-hub model.
+hub model. Nothing in the package imports this script.
+
+Regenerate ``lightning_qa/assets/tiny-distilbert/`` (after the sample changes, since the vocabulary
+comes from it) with::
+
+    python scripts/make_tiny_model.py            # or --out DIR to write somewhere else
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -19,7 +25,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoModelForQuestionAnswering, DistilBertConfig, PreTrainedTokenizerFast
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-DEFAULT_DIR = Path(__file__).parent / "assets" / "tiny-distilbert"
+ASSETS = Path(__file__).resolve().parents[1] / "lightning_qa" / "assets"
+DEFAULT_DIR = ASSETS / "tiny-distilbert"
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int = 2000) -> PreTrainedTokenizerFast:
@@ -87,17 +94,20 @@ def squad_texts(paths: Iterable[str]) -> list[str]:
     return texts
 
 
-def main() -> None:
-    """Regenerate the packaged quickstart model: `python -m lightning_qa.tiny`."""
-    sample = Path(__file__).parent / "assets" / "sample"
-    texts = squad_texts([str(sample / "train.json"), str(sample / "dev.json")])
+def main(out: Path = DEFAULT_DIR) -> None:
+    """Regenerate the packaged quickstart model from the sample's train and dev files."""
+    texts = squad_texts([str(ASSETS / "sample" / "train.json"), str(ASSETS / "sample" / "dev.json")])
     with tempfile.TemporaryDirectory() as tmp:
         build_tiny_model(tmp, texts)
-        DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         for name in os.listdir(tmp):
-            os.replace(os.path.join(tmp, name), DEFAULT_DIR / name)
-    print(f"wrote {DEFAULT_DIR}")
+            os.replace(os.path.join(tmp, name), out / name)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_DIR, help="output directory (default: %(default)s)"
+    )
+    main(parser.parse_args().out)
