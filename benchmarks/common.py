@@ -73,8 +73,9 @@ def count_questions(articles: list[dict]) -> int:
 
 def count_windows(model_dir: str, train_file: str, max_length: int = 384, stride: int = 128) -> int:
     """Training windows (features) our tokenization makes of a file."""
-    from lightning_qa.data import load_tokenizer, prepare_features
+    from lightning_qa.features import prepare_features
     from lightning_qa.io import read_examples
+    from lightning_qa.tokenization import load_tokenizer
 
     examples = read_examples(train_file)
     columns = {k: [e[k] for e in examples] for k in ("question", "context", "answers")}
@@ -84,7 +85,7 @@ def count_windows(model_dir: str, train_file: str, max_length: int = 384, stride
 # -- models --------------------------------------------------------------------------------------------
 def save_tokenizer(out_dir: str) -> Any:
     """Save MiniLM's tokenizer, without the fixed 128-token padding/truncation baked into its file."""
-    from lightning_qa.data import load_tokenizer
+    from lightning_qa.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(minilm_dir())
     tokenizer.save_pretrained(out_dir)

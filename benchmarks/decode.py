@@ -28,9 +28,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from anywhere, package in
 
 from reference_decoding import reference_answer, reference_decode  # noqa: E402
 
-from lightning_qa.data import ExampleShardSampler, collate, load_tokenizer, prepare_features  # noqa: E402
-from lightning_qa.decoding import feature_candidates, merge_windows, select_answers  # noqa: E402
+from lightning_qa.answers import AnswerRule, best, choose  # noqa: E402
+from lightning_qa.decoding import feature_candidates, merge_windows  # noqa: E402
+from lightning_qa.features import collate, prepare_features  # noqa: E402
 from lightning_qa.io import read_examples  # noqa: E402
+from lightning_qa.samplers import ExampleShardSampler  # noqa: E402
+from lightning_qa.tokenization import load_tokenizer  # noqa: E402
 
 try:
     from lightning_qa.metrics import squad_v1
@@ -112,6 +115,8 @@ def main() -> None:
         return {ids[i]: reference_answer(r, contexts[i]) for i, r in results.items()}
 
     # -- ours ----------------------------------------------------------------------------------------
+    rule = AnswerRule(n_best_size=args.n_best, max_answer_length=args.max_answer_length)
+
     def candidates() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         parts = [
             feature_candidates(
@@ -125,15 +130,14 @@ def main() -> None:
     def ours(keep_nbest: bool = True) -> dict[str, str]:
         cands, example_index = candidates()
         merged = merge_windows(example_index, cands, args.n_best, keep_nbest=keep_nbest)
-        answers = select_answers(merged, [contexts[m["example_index"]] for m in merged])
-        return {ids[a["example_index"]]: a["answer"] for a in answers}
+        answers = choose(merged, contexts, rule)
+        return {ids[a["example_index"]]: best(a)["answer"] for a in answers}
 
     def timed(fn: Callable[[], object], repeat: int = args.repeat) -> float:
         return best_time(fn, repeat)[0]
 
     cands, example_index = candidates()
     merged = merge_windows(example_index, cands, args.n_best)
-    merged_contexts = [contexts[m["example_index"]] for m in merged]
     times = {
         "reference_s": timed(reference, max(1, args.repeat // 2)),
         "feature_candidates_s": timed(candidates),
@@ -141,7 +145,7 @@ def main() -> None:
         "merge_windows_lean_s": timed(
             lambda: merge_windows(example_index, cands, args.n_best, keep_nbest=False)
         ),
-        "select_answers_s": timed(lambda: select_answers(merged, merged_contexts)),
+        "choose_s": timed(lambda: choose(merged, contexts, rule)),
         "decode_s": timed(ours),
         "decode_lean_s": timed(lambda: ours(keep_nbest=False)),
     }
@@ -192,7 +196,7 @@ def main() -> None:
         "feature_candidates_s": "  feature_candidates, all batches + cat",
         "merge_windows_s": "  merge_windows",
         "merge_windows_lean_s": "  merge_windows(keep_nbest=False)",
-        "select_answers_s": "  select_answers",
+        "choose_s": "  answers.choose",
         "decode_s": "decode (candidates + merge + select, one run)",
         "decode_lean_s": "decode with keep_nbest=False",
         "metrics_s": "squad_v1 metrics alone",

@@ -23,8 +23,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lightning_qa.data import SquadDataModule, load_tokenizer
+from lightning_qa.data import SquadDataModule
 from lightning_qa.model import QAModel
+from lightning_qa.tokenization import load_tokenizer
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"
 

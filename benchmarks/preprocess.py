@@ -33,8 +33,9 @@ import datasets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from lightning_qa.data import SquadDataModule, load_tokenizer  # noqa: E402
+from lightning_qa.data import SquadDataModule  # noqa: E402
 from lightning_qa.io import read_examples  # noqa: E402
+from lightning_qa.tokenization import load_tokenizer  # noqa: E402
 
 TARGET = 1.5
 

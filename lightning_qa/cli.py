@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -13,26 +13,29 @@ import torch
 import transformers
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import (
-    BasePredictionWriter,
-    ModelCheckpoint,
-    RichModelSummary,
-    RichProgressBar,
-)
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.cli import ArgsType, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_qa import checkpoint as ckpt_io
+from lightning_qa.callbacks import (
+    EvaluationWriter,
+    ExportBestModel,
+    LastCheckpoint,
+    PredictionWriter,
+    TrainingCurves,
+)
 from lightning_qa.data import SquadDataModule
-from lightning_qa.export import ExportBestModel, load_checkpoint, materialize
+from lightning_qa.errors import reported
 from lightning_qa.io import DataError
-from lightning_qa.model import NonFiniteLossError, QAModel, answer_probability, gather_objects
-from lightning_qa.plots import TrainingCurves
+from lightning_qa.model import NonFiniteLossError, QAModel
 
 RUN_ENV = "LIGHTNING_QA_RUN"
-# settings a checkpoint supplies unless the user sets them: decoding, and tokenization as trained
-CKPT_MODEL_KEYS = ("n_best_size", "max_answer_length", "null_score_diff_threshold")
-CKPT_DATA_KEYS = ("version_2_with_negative", "max_seq_length", "doc_stride", "max_question_length")
+OWN_SUBCOMMANDS = {
+    "evaluate": "lightning_qa.evaluate",
+    "export": "lightning_qa.export",
+    "serve": "lightning_qa.serve",
+}
 
 SUBCOMMANDS = {
     "fit": "Fine-tune a model (validating every epoch when validation data is set).",
@@ -43,80 +46,6 @@ SUBCOMMANDS = {
     "export": "Write a checkpoint as a Hugging Face model directory.",
     "serve": "Serve a model or checkpoint over HTTP: POST /predict (LitServe, dynamic batching).",
 }
-
-
-class PredictionWriter(BasePredictionWriter):
-    """Decode every example once all its windows are in, and write one JSON record per example.
-
-    Records: {"id", "answer", "score", "start", "end"}; `start`/`end` are character offsets into the
-    context (answer == context[start:end]; 0, 0 for "no answer") and `score` is the probability of the
-    answer among the example's n-best candidate spans, plus the null answer for SQuAD 2.0 (softmax of
-    start+end logits over those).
-    """
-
-    def __init__(self, output_file: str | None = None) -> None:
-        super().__init__(write_interval="batch")
-        self.output_file = output_file
-        self.outputs: list[dict[str, Any]] = []
-
-    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.outputs = []
-
-    def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self.outputs.append(prediction)
-
-    def on_predict_epoch_end(self, trainer: Trainer, pl_module: QAModel) -> None:
-        answers = gather_objects(pl_module.decode(self.outputs))
-        self.outputs = []
-        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
-        if not trainer.is_global_zero:
-            return
-        answers.sort(key=lambda a: a["example_index"])
-        v2 = pl_module.hparams.version_2_with_negative
-        records = [
-            {
-                "id": a["id"],
-                "answer": a["answer"],
-                "score": answer_probability(a, v2),
-                "start": 0 if a["no_answer"] else a["start"],
-                "end": 0 if a["no_answer"] else a["end"],
-            }
-            for a in answers
-        ]
-        path = self.output_file or os.path.join(run_dir or ".", "predictions.jsonl")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(f"{path}.tmp", path)
-        rank_zero_info(f"Wrote {len(records)} prediction(s) to {path}")
-        self.single = records[0] if len(records) == 1 else None
-
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.is_global_zero and getattr(self, "single", None):
-            print(json.dumps(self.single, ensure_ascii=False))  # one question asked: show its answer
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """`last.ckpt` of the run: written at every epoch end (Lightning 2.6 writes `save_last` only along with a
-    new best) and, with `every_n_train_steps`, also every N optimizer steps, so a long epoch interrupted
-    resumes at the exact batch (`ResumableLoader`). Lightning's triggers are exclusive; this one wants both.
-
-    Args:
-        every_n_train_steps: also write last.ckpt every N optimizer steps (0: only at epoch ends).
-    """
-
-    def __init__(self, every_n_train_steps: int = 0) -> None:
-        super().__init__(
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            enable_version_counter=False,
-            every_n_train_steps=every_n_train_steps or None,
-        )
-        self._every_n_epochs = 1
 
 
 class QACLI(LightningCLI):
@@ -147,7 +76,8 @@ class QACLI(LightningCLI):
         )
 
     def _parse_ckpt_path(self) -> None:
-        """Take a checkpoint's model and tokenization settings as defaults for validate/test/predict.
+        """Take a checkpoint's settings (`checkpoint.settings`: tokenization and decoding as trained) as
+        defaults for validate/test/predict.
 
         Lightning's own version lets the checkpoint's hyperparameters override explicit arguments; here a
         value the user set (command line or config file, i.e. different from the default) wins. `fit`
@@ -158,16 +88,13 @@ class QACLI(LightningCLI):
         ckpt = cfg.get("ckpt_path") if cfg else None
         if sub == "fit" or not ckpt or not os.path.isfile(ckpt):
             return
-        checkpoint = load_checkpoint(ckpt)
+        stored = ckpt_io.settings(ckpt_io.load_checkpoint(ckpt), ckpt)
         defaults = self._subcommand_parsers[sub].get_defaults()
-        sections = (
-            ("model", checkpoint.get("hyper_parameters", {}), CKPT_MODEL_KEYS),
-            ("data", checkpoint.get("datamodule_hyper_parameters", {}), CKPT_DATA_KEYS),
-        )
-        for section, stored, keys in sections:
-            for key in keys:
-                if key in stored and cfg[section][key] == defaults[section][key]:
-                    cfg[section][key] = stored[key]
+        keys = [("data", k) for k in ckpt_io.DATA_SETTINGS] + [("model", k) for k in ckpt_io.MODEL_SETTINGS]
+        keys.append(("model", "null_score_diff_threshold"))
+        for section, key in keys:
+            if cfg[section][key] == defaults[section][key]:
+                cfg[section][key] = stored[key]
         cfg.model.version_2_with_negative = cfg.data.version_2_with_negative
 
     def before_instantiate_classes(self) -> None:
@@ -177,14 +104,14 @@ class QACLI(LightningCLI):
         ckpt = cfg.get("ckpt_path")
         if self.subcommand != "fit" and ckpt and os.path.isfile(ckpt):
             # the checkpoint carries config + tokenizer: the base model need not exist any more
-            model_dir = materialize(ckpt)
+            model_dir = ckpt_io.materialize(ckpt)
             cfg.model.model_name_or_path = cfg.data.model_name_or_path = model_dir
             cfg.model.pretrained = False
         if self.subcommand == "predict":
             self.trainer_defaults_callbacks = [PredictionWriter(cfg.get("predictions_file"))]
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves()]
+        extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves(), EvaluationWriter()]
         if (
             kwargs.get(
                 "enable_progress_bar", self.config_init[self.subcommand].trainer.get("enable_progress_bar")
@@ -261,20 +188,8 @@ def main(args: ArgsType = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print_help()
         return None
-    if argv[0] == "evaluate":
-        from lightning_qa.evaluate import main as evaluate_main
-
-        evaluate_main(argv[1:])
-        return None
-    if argv[0] == "export":
-        from lightning_qa.export import main as export_main
-
-        export_main(argv[1:])
-        return None
-    if argv[0] == "serve":
-        from lightning_qa.serve import main as serve_main
-
-        serve_main(argv[1:])
+    if argv[0] in OWN_SUBCOMMANDS:  # outside the Trainer: imported only when asked for
+        importlib.import_module(OWN_SUBCOMMANDS[argv[0]]).main(argv[1:])
         return None
     torch.set_float32_matmul_precision("high")
     transformers.utils.logging.disable_progress_bar()
@@ -284,7 +199,9 @@ def main(args: ArgsType = None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    try:
+    with reported(
+        (DataError, ValueError, OSError, MisconfigurationException, NonFiniteLossError), verbose=verbose
+    ):
         QACLI(
             QAModel,
             SquadDataModule,
@@ -294,21 +211,6 @@ def main(args: ArgsType = None) -> None:
             trainer_defaults={"default_root_dir": "checkpoints"},
             parser_kwargs={"prog": "lightning_qa"},
         )
-    except (DataError, ValueError, OSError, MisconfigurationException, NonFiniteLossError) as e:
-        if verbose:
-            raise
-        lines = (
-            e.lines()
-            if isinstance(e, DataError)
-            else [str(e).splitlines()[0] if str(e) else type(e).__name__]
-        )
-        if "DeepSpeed installed" in lines[0]:
-            lines = [
-                'DeepSpeed is not installed: pip install "lightning_qa[deepspeed]" (or pip install deepspeed)'
-            ]
-        for line in lines:
-            print(f"lightning_qa: error: {line}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

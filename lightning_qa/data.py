@@ -1,7 +1,7 @@
-"""SQuAD data: files or hub -> examples -> tokenized windows (features) -> padded batches.
+"""SQuAD data: files or hub -> examples -> cached features -> DataLoaders.
 
-The feature functions are pure and module-level so they are tested on their own; `SquadDataModule`
-only wires them to `datasets` (loading, `map`, on-disk cache) and to DataLoaders.
+`SquadDataModule` wires the pure pieces (`io.read_examples`, `features.prepare_features` / `collate`,
+`samplers`) to `datasets` (loading, `map`, the on-disk feature cache) and to Lightning.
 """
 
 from __future__ import annotations
@@ -10,417 +10,65 @@ import gc
 import hashlib
 import json
 import logging
-import math
 import os
 import random
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from filelock import FileLock
 from lightning.pytorch import LightningDataModule
-from tokenizers import Encoding, Tokenizer
-from torch.utils.data import DataLoader, DistributedSampler
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
 
+from lightning_qa.features import LABELS, MODEL_INPUTS, Collator, prepare_features
 from lightning_qa.io import DataError, read_examples
+from lightning_qa.samplers import ExampleShardSampler, LengthGroupedSampler, ResumableLoader, ShuffledSampler
+from lightning_qa.tokenization import cut_questions, load_tokenizer, question_budget
 
 log = logging.getLogger(__name__)
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "vocab.json",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "tokenizer.model",
+FEATURES_VERSION = "v4"  # bump when prepare_features changes what it writes
+# How each setting of the data module bears on the feature cache (a test checks every one is listed):
+# these change the features of every split ...
+FEATURE_SETTINGS = (
+    "version_2_with_negative",
+    "on_bad_record",
+    "max_seq_length",
+    "doc_stride",
+    "max_question_length",
 )
-
-
-def load_tokenizer(model_name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """Load the fast tokenizer and undo sentence-embedding style fixed padding/truncation baked into
-    some `tokenizer.json` files (they would silently cut every context to 128 tokens)."""
-    if os.path.isdir(model_name_or_path) and not any(
-        os.path.exists(os.path.join(model_name_or_path, name)) for name in TOKENIZER_FILES
-    ):  # transformers would quietly build an empty tokenizer that maps every word to [UNK]
-        raise ValueError(
-            f"{model_name_or_path}: no tokenizer files in this model directory ({', '.join(TOKENIZER_FILES[:3])}, ...)"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-    if not tokenizer.is_fast:
-        raise ValueError(f"{model_name_or_path}: a fast tokenizer is required (offset mapping)")
-    tokenizer.backend_tokenizer.no_padding()
-    tokenizer.backend_tokenizer.no_truncation()
-    return tokenizer
-
-
-def check_lengths(
-    tokenizer: PreTrainedTokenizerBase, max_seq_length: int, doc_stride: int, max_question_length: int
-) -> None:
-    """Fail early, with one message, on window settings the tokenizer would reject mid-run."""
-    specials = tokenizer.num_special_tokens_to_add(pair=True)
-    room = max_seq_length - max_question_length - specials
-    problems = []
-    if room <= 0:
-        problems.append(
-            f"max_seq_length ({max_seq_length}) must exceed max_question_length ({max_question_length}) "
-            f"+ {specials} special tokens"
-        )
-    elif doc_stride >= room:
-        problems.append(
-            f"doc_stride ({doc_stride}) must be smaller than max_seq_length - max_question_length - special tokens "
-            f"({max_seq_length} - {max_question_length} - {specials} = {room})"
-        )
-    if doc_stride < 0:
-        problems.append(f"doc_stride ({doc_stride}) must be >= 0")
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-@contextmanager
-def _truncation(tokenizer: PreTrainedTokenizerBase, **settings: Any) -> Iterator[Tokenizer]:
-    """The fast tokenizer's Rust backend with these truncation settings (none if empty), restored after.
-
-    `tokenizer(...)` sets the same backend up the same way, then copies every window into Python dicts
-    (attention masks, special-token masks, ...): a fifth of the tokenizing time that we do not need.
-    """
-    backend = tokenizer.backend_tokenizer
-    saved = backend.truncation
-    if settings:
-        backend.enable_truncation(**settings, direction=tokenizer.truncation_side)
-    else:
-        backend.no_truncation()
-    backend.encode_special_tokens = tokenizer.split_special_tokens
-    try:
-        yield backend
-    finally:
-        if saved:
-            backend.enable_truncation(**saved)
-        else:
-            backend.no_truncation()
-
-
-def encode_windows(
-    tokenizer: PreTrainedTokenizerBase,
-    questions: Sequence[str],
-    contexts: Sequence[str],
-    max_length: int,
-    stride: int,
-) -> tuple[list[Encoding], list[int]]:
-    """Every window of every (question, context) pair and the pair each came from, in the order
-    `tokenizer(question, context, truncation="only_second", max_length=..., stride=...,
-    return_overflowing_tokens=True)` gives them (context first for tokenizers that pad on the left).
-    Shared by training features and the predictor."""
-    question_first = tokenizer.padding_side == "right"
-    pairs = zip(questions, contexts, strict=True) if question_first else zip(contexts, questions, strict=True)
-    strategy = "only_second" if question_first else "only_first"
-    with _truncation(tokenizer, max_length=max_length, stride=stride, strategy=strategy) as backend:
-        encodings = backend.encode_batch(list(pairs))
-    windows = [w for e in encodings for w in (e, *e.overflowing)]
-    return windows, [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
-
-
-def truncate_questions(
-    questions: list[str], tokenizer: PreTrainedTokenizerBase, max_question_length: int
-) -> tuple[list[str], int]:
-    """Left-strip questions and cut those longer than `max_question_length` tokens at a token boundary.
-
-    Without this a long question leaves no room for the context and the tokenizer panics.
-    """
-    questions = [q.lstrip() for q in questions]
-    # a token covers at least one byte (plus one leading marker): shorter questions cannot be too long
-    maybe_long = [i for i, q in enumerate(questions) if len(q.encode("utf-8")) + 1 > max_question_length]
-    if not maybe_long:
-        return questions, 0
-    with _truncation(tokenizer) as backend:
-        encodings = backend.encode_batch([questions[i] for i in maybe_long], add_special_tokens=False)
-    cut = 0
-    for i, enc in zip(maybe_long, encodings, strict=True):
-        if len(enc) > max_question_length:
-            questions[i] = questions[i][: enc.offsets[max_question_length - 1][1]]
-            cut += 1
-    return questions, cut
-
-
-_first = itemgetter(0)
-
-
-def _answer_span(
-    offsets: Sequence[Sequence[int]],
-    ctx_start: int,
-    ctx_end: int,
-    start_char: int,
-    end_char: int,
-    last_window: bool,
-) -> tuple[int, int] | None:
-    """Smallest token span [start, end] covering characters [start_char, end_char) among context tokens
-    ctx_start..ctx_end, or None when the answer is not wholly inside this window.
-
-    Tokenizers may drop characters (a variation selector, a combining accent) so that no token ends where
-    the answer ends: the end is the last token starting before `end_char`, and the context's last window
-    holds an answer that runs to the context's end even when its final token ends short of it.
-    """
-    if offsets[ctx_start][0] > start_char or (offsets[ctx_end][1] < end_char and not last_window):
-        return None
-    lo, hi = ctx_start, ctx_end + 1
-    # the last token starting at or before the answer, or the next one if the answer starts in a gap after it
-    start = max(bisect_right(offsets, start_char, lo, hi, key=_first) - 1, lo)
-    if offsets[start][1] <= start_char:
-        start += 1
-    # the last token starting before the answer's end
-    end = bisect_left(offsets, end_char, lo, hi, key=_first) - 1
-    return (start, end) if start <= end else None
-
-
-def _offsets_include_spaces(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Metaspace and byte-level BPE tokenizers put the space before a word into its token's span."""
-    text = "a  b\tc"
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return any(text[a:b] != text[a:b].strip() or a == b for a, b in enc["offset_mapping"])
-
-
-def _trimmed(offsets: Sequence[Sequence[int]], context: str) -> list[tuple[int, int]]:
-    """Token spans without surrounding whitespace ([-1, -1] for whitespace-only tokens), so a decoded
-    answer never starts or ends with a space or is empty."""
-    out = []
-    for a, b in offsets:
-        while a < b and context[a].isspace():
-            a += 1
-        while b > a and context[b - 1].isspace():
-            b -= 1
-        out.append((a, b) if a < b else (-1, -1))
-    return out
-
-
-def prepare_features(
-    examples: dict[str, list],
-    tokenizer: PreTrainedTokenizerBase,
-    max_seq_length: int = 384,
-    doc_stride: int = 128,
-    max_question_length: int | None = 64,
-    for_eval: bool = False,
-) -> dict[str, list]:
-    """Tokenize a batch of examples into overlapping windows (features).
-
-    Questions longer than `max_question_length` tokens are cut first (None: the caller already cut them,
-    as the data module does for a whole split at once to count them for its warning).
-
-    Every feature gets `start_positions`/`end_positions` when the example has answers: the token span of
-    the first answer, or the CLS index when it is not wholly inside the window (and for unanswerable
-    questions). Evaluation features also keep what decoding needs: `example_index` (row of the example in
-    its table), `offsets` (character span of each context token, [-1, -1] elsewhere), `cls_index`, and the
-    example's id, context and gold answer texts, so a batch is self-contained.
-    """
-    questions = examples["question"]
-    if max_question_length is not None:
-        questions, _ = truncate_questions(list(questions), tokenizer, max_question_length)
-    contexts = examples["context"]
-    windows, example = encode_windows(tokenizer, questions, contexts, max_seq_length, doc_stride)
-    context_id = 1 if tokenizer.padding_side == "right" else 0
-    answers = examples.get("answers")
-    out: dict[str, list] = {k: [] for k in MODEL_INPUTS if k in tokenizer.model_input_names}
-    out.pop("attention_mask", None)  # all ones before padding: collate builds it
-    out["start_positions"], out["end_positions"], out["cls_index"] = [], [], []
-    if for_eval:
-        for key in ("example_index", "offsets", "example_id", "context", "answer_texts"):
-            out[key] = []
-    base_index = examples["__index__"] if "__index__" in examples else None
-    trim = for_eval and _offsets_include_spaces(tokenizer)
-    cls_id = tokenizer.cls_token_id
-    for i, (enc, ex) in enumerate(zip(windows, example, strict=True)):
-        answer = answers[ex] if answers is not None and answers[ex]["text"] else None
-        last_window = i + 1 == len(windows) or example[i + 1] != ex
-        ids, offsets, seq_ids = enc.ids, enc.offsets, enc.sequence_ids
-        cls_index = ids.index(cls_id) if cls_id is not None else 0
-        ctx_start = seq_ids.index(context_id)
-        ctx_end = len(seq_ids) - 1 - seq_ids[::-1].index(context_id)
-        span = None
-        if answer is not None:
-            start_char = answer["answer_start"][0]
-            end_char = start_char + len(answer["text"][0])
-            span = _answer_span(offsets, ctx_start, ctx_end, start_char, end_char, last_window)
-        out["input_ids"].append(ids)
-        if "token_type_ids" in out:
-            out["token_type_ids"].append(enc.type_ids)
-        out["start_positions"].append(span[0] if span else cls_index)
-        out["end_positions"].append(span[1] if span else cls_index)
-        out["cls_index"].append(cls_index)
-        if for_eval:
-            out["example_index"].append(base_index[ex] if base_index is not None else ex)
-            # the context tokens are one contiguous range: mask the rest by slicing (no per-token Python)
-            spans = _trimmed(offsets, contexts[ex]) if trim else offsets
-            context_offsets = np.fromiter(chain.from_iterable(spans), np.int32, 2 * len(spans))
-            context_offsets = context_offsets.reshape(-1, 2)
-            context_offsets[:ctx_start] = -1
-            context_offsets[ctx_end + 1 :] = -1
-            out["offsets"].append(context_offsets)
-            out["example_id"].append(examples["id"][ex])
-            out["context"].append(contexts[ex])
-            out["answer_texts"].append(list(answers[ex]["text"]) if answers is not None else [])
-    if answers is None and not for_eval:
-        raise ValueError("training features need answers")
-    return out
-
-
-def collate(
-    features: list[dict[str, Any]], pad_token_id: int = 0, pad_to_multiple_of: int | None = 8
-) -> dict[str, Any]:
-    """Pad a list of features to the longest one (rounded up to `pad_to_multiple_of`), on the right.
-
-    Right padding keeps labels, `cls_index` and offsets valid as stored, whatever the tokenizer's side.
-    """
-    length = max(len(f["input_ids"]) for f in features)
-    if pad_to_multiple_of:
-        length = math.ceil(length / pad_to_multiple_of) * pad_to_multiple_of
-    batch: dict[str, Any] = {
-        "attention_mask": torch.tensor(
-            [[1] * len(f["input_ids"]) + [0] * (length - len(f["input_ids"])) for f in features]
-        )
-    }
-    for key, pad in (("input_ids", pad_token_id), ("token_type_ids", 0)):
-        if key in features[0]:
-            batch[key] = torch.tensor([f[key] + [pad] * (length - len(f[key])) for f in features])
-    for key in ("start_positions", "end_positions", "cls_index", "example_index", "feature_index"):
-        if key in features[0]:
-            batch[key] = torch.tensor([f[key] for f in features])
-    if "offsets" in features[0]:
-        batch["offsets"] = torch.full((len(features), length, 2), -1, dtype=torch.long)
-        for row, f in enumerate(features):  # [L, 2] from prepare_features, flat [2L] from the Arrow cache
-            offsets = np.asarray(f["offsets"], dtype=np.int64).reshape(-1, 2)
-            batch["offsets"][row, : len(offsets)] = torch.from_numpy(offsets)
-        for key in ("example_id", "context", "answer_texts"):
-            batch[key] = [f[key] for f in features]
-    return batch
-
-
-class Collator:
-    """Picklable collate function (DataLoader workers need one)."""
-
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None) -> None:
-        self.pad_token_id = pad_token_id
-        self.pad_to_multiple_of = pad_to_multiple_of
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        return collate(features, self.pad_token_id, self.pad_to_multiple_of)
-
-
-class ExampleShardSampler(DistributedSampler):
-    """Evaluation sampler: each rank gets whole examples (all their windows), each example exactly once,
-    in order of decreasing length so that dynamic padding wastes little.
-
-    Being a `DistributedSampler`, Lightning keeps it instead of injecting its own, which would duplicate
-    features to even out ranks and split an example's windows across devices.
-    """
-
-    def __init__(
-        self, example_index: Sequence[int], lengths: Sequence[int], num_replicas: int = 1, rank: int = 0
-    ) -> None:
-        self.num_replicas, self.rank = num_replicas, rank
-        n_examples = (max(example_index) + 1) if len(example_index) else 0
-        lo, hi = n_examples * rank // num_replicas, n_examples * (rank + 1) // num_replicas
-        mine = [i for i, e in enumerate(example_index) if lo <= e < hi]
-        self.indices = sorted(mine, key=lambda i: -lengths[i])
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-
-def resume_order(sampler: DistributedSampler, order: list[int]) -> Iterator[int]:
-    """The epoch's order, less the windows this rank already trained on when a run resumes mid-epoch
-    (`ResumableLoader.load_state_dict` sets `resume_at` once; later epochs are whole again)."""
-    epoch, done = getattr(sampler, "resume_at", None) or (-1, 0)
-    sampler.resume_at = None
-    return iter(order[done:] if epoch == sampler.epoch else order)
-
-
-class ShuffledSampler(DistributedSampler):
-    """torch's `DistributedSampler` (per-epoch seeded shuffle, even shards) that can resume mid-epoch."""
-
-    def __iter__(self) -> Iterator[int]:
-        return resume_order(self, list(super().__iter__()))
-
-
-class ResumableLoader(DataLoader):
-    """The training DataLoader, resumable at the exact batch. Lightning saves its `state_dict` (the epoch and
-    the batches handed out in it) in every checkpoint, mid-epoch ones included, and restores it on resume;
-    the sampler, whose order is a function of (seed, epoch), then skips those batches instead of replaying
-    the epoch from its start. (Lightning iterates sized loaders without prefetching, so the count is exact.)"""
-
-    _served = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        epoch, done = getattr(self.sampler, "resume_at", None) or (-1, 0)
-        self._served = done // self.batch_size if epoch == self.sampler.epoch else 0
-        for batch in super().__iter__():
-            self._served += 1
-            yield batch
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "batches": self._served}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume_at = (state["epoch"], state["batches"] * self.batch_size)
-
-
-class LengthGroupedSampler(DistributedSampler):
-    """Training sampler: shuffled buckets of similar length, so batches carry little padding while the
-    epoch order stays random. Seeded by (seed, epoch), so a resumed run draws the same order.
-
-    With several ranks, global batches (batch_size x num_replicas windows of similar length) are split
-    between the ranks, which all get the same number of windows. Being a `DistributedSampler`, Lightning
-    keeps it rather than wrapping it in a shuffling sampler that would undo the grouping.
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int],
-        batch_size: int,
-        seed: int = 42,
-        num_replicas: int = 1,
-        rank: int = 0,
-        bucket_batches: int = 50,
-    ) -> None:
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-        self.num_replicas, self.rank, self.bucket_batches = num_replicas, rank, bucket_batches
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.num_replicas)
-
-    def __iter__(self) -> Iterator[int]:
-        rng = random.Random(self.seed + self.epoch)
-        order = list(range(len(self.lengths)))
-        rng.shuffle(order)
-        order += order[: len(self) * self.num_replicas - len(order)]  # every rank gets as many windows
-        step = self.batch_size * self.num_replicas
-        batches = []
-        for b in range(0, len(order), step * self.bucket_batches):
-            bucket = sorted(order[b : b + step * self.bucket_batches], key=lambda i: self.lengths[i])
-            batches += [bucket[j : j + step] for j in range(0, len(bucket), step)]
-        # only the final bucket can end in a short batch: keep it last so the DataLoader's chunks of
-        # batch_size line up with these batches
-        full = [b for b in batches if len(b) == step]
-        rng.shuffle(full)
-        mine = []
-        for batch in full + [b for b in batches if len(b) < step]:
-            share = len(batch) // self.num_replicas
-            mine += batch[self.rank * share : (self.rank + 1) * share]
-        return resume_order(self, mine)
+# ... these say where a split's examples come from and how many are kept (see `_fingerprint`) ...
+SOURCE_SETTINGS = (
+    "model_name_or_path",  # by the tokenizer's content, not its path
+    "dataset_name",
+    "dataset_config_name",
+    "train_file",
+    "validation_file",
+    "test_file",
+    "predict_file",
+    "question",
+    "context",
+    "validation_split",
+    "seed",
+    "max_train_samples",
+    "max_eval_samples",
+    "max_predict_samples",
+)
+# ... and these only shape batches, or change no feature: changing them reuses the cache.
+LOADER_SETTINGS = (
+    "train_batch_size",
+    "eval_batch_size",
+    "num_workers",
+    "pad_to_multiple_of",
+    "group_by_length",
+    "shuffle",
+    "cache_dir",
+    "trust_remote_code",
+)
 
 
 def split_by_context(
@@ -561,6 +209,7 @@ class SquadDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "lightning_qa")
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self.question_budget = 0  # set with the tokenizer (`tokenization.question_budget`)
         self.features: dict[str, datasets.Dataset] = {}
         self._train_loader: ResumableLoader | None = None
         self._train_position: dict[str, int] | None = None  # restored from a checkpoint, applied once
@@ -569,8 +218,12 @@ class SquadDataModule(LightningDataModule):
     def tokenizer(self) -> PreTrainedTokenizerBase:
         if self._tokenizer is None:
             hp = self.hparams
-            self._tokenizer = load_tokenizer(hp.model_name_or_path, hp.trust_remote_code)
-            check_lengths(self._tokenizer, hp.max_seq_length, hp.doc_stride, hp.max_question_length)
+            tokenizer = load_tokenizer(hp.model_name_or_path, hp.trust_remote_code)
+            # fail now, with one message, on window settings that cannot work
+            self.question_budget = question_budget(
+                tokenizer, hp.max_seq_length, hp.doc_stride, hp.max_question_length
+            )
+            self._tokenizer = tokenizer
         return self._tokenizer
 
     # -- examples ---------------------------------------------------------------------------------------
@@ -639,29 +292,22 @@ class SquadDataModule(LightningDataModule):
 
     # -- features ---------------------------------------------------------------------------------------
     def _fingerprint(self, split: str) -> str:
+        """The feature cache's key for `split`: every setting that can change its features, in one place
+        (`FEATURE_SETTINGS`, and of `SOURCE_SETTINGS` those of this split), the tokenizer by its content,
+        files by path, size and modification time. A validate run reuses the features fit made."""
         hp = self.hparams
-        source = self._split_source(split)
-        source_sig = (
-            _file_signature(source)
-            if source and os.path.exists(source)
-            else [hp.dataset_name, hp.dataset_config_name]
-        )
-        if self._holds_out_validation() and split in ("train", "validation"):
-            source_sig = [_file_signature(hp.train_file), hp.validation_split, hp.seed]
+        held_out = self._holds_out_validation() and split in ("train", "validation")
+        source = hp.train_file if held_out else self._split_source(split)
         tok = self.tokenizer
         return _fingerprint(
-            "v3",
+            FEATURES_VERSION,
             split,
-            hp.on_bad_record,
-            source_sig,
-            tok.name_or_path,
-            tok.vocab_size,
-            type(tok).__name__,
-            tok.padding_side,
-            hp.max_seq_length,
-            hp.doc_stride,
-            hp.max_question_length,
+            {k: hp[k] for k in FEATURE_SETTINGS},
+            _file_signature(source) if source else [hp.dataset_name, hp.dataset_config_name],
+            [hp.validation_split, hp.seed] if held_out else None,
             self._limit(split),
+            hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest(),
+            [type(tok).__name__, tok.padding_side, tok.split_special_tokens],
             datasets.__version__,
         )
 
@@ -686,10 +332,17 @@ class SquadDataModule(LightningDataModule):
         if examples is None:
             return None
         examples = _add_column(examples, "__index__", list(range(len(examples))))
-        questions, cut = truncate_questions(examples["question"], self.tokenizer, hp.max_question_length)
+        tokenizer = self.tokenizer  # loaded with its question budget
+        budget = self.question_budget
+        questions, cut = cut_questions(examples["question"], tokenizer, budget)
         if cut:
+            why = (
+                ""
+                if budget == hp.max_question_length
+                else " (less than max_question_length: room for doc_stride)"
+            )
             log.warning(
-                f"{split}: {cut} question(s) longer than max_question_length={hp.max_question_length} tokens were truncated"
+                f"{split}: {cut} question(s) longer than {budget} tokens{why} were cut after a whole word"
             )
         examples = _add_column(
             examples.remove_columns(
@@ -709,6 +362,7 @@ class SquadDataModule(LightningDataModule):
                 doc_stride=hp.doc_stride,
                 max_question_length=None,  # cut above
                 for_eval=split != "train",
+                word_ids=split == "predict",  # `--model.decoding pipeline` aligns answers to words
             ),
             cache_file_name=cache_file,
             new_fingerprint=self._fingerprint(split) if cache_file else None,
@@ -761,9 +415,7 @@ class SquadDataModule(LightningDataModule):
             sampler = LengthGroupedSampler(lengths, hp.train_batch_size, hp.seed, world, rank)
         else:
             sampler = ShuffledSampler(features, world, rank, shuffle=hp.shuffle, seed=hp.seed)
-        model_columns = [
-            c for c in (*MODEL_INPUTS, "start_positions", "end_positions") if c in features.column_names
-        ]
+        model_columns = [c for c in (*MODEL_INPUTS, *LABELS) if c in features.column_names]
         self._train_loader = ResumableLoader(
             features.select_columns(model_columns),
             batch_size=hp.train_batch_size,

@@ -5,20 +5,35 @@ The metrics go to stdout as one JSON object, so the output can be piped; everyth
 """
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
 from jsonargparse import ArgumentParser
 
+from lightning_qa.errors import fail
 from lightning_qa.metrics import load_squad_golds, missing_ids, squad_v1, squad_v2
 
 PROG = "lightning_qa evaluate"
+EVALUATION_FILE = "evaluation.json"  # written beside null_odds.json by each validation (callbacks.py)
+OFFICIAL_THRESHOLD = 1.0
 
 
 def _fail(path: str, what: str) -> NoReturn:
     """One line naming the file, status 2 like an argument error: bad input is the user's to fix."""
-    print(f"{PROG}: error: {path}: {what}", file=sys.stderr)
-    raise SystemExit(2)
+    fail(f"{path}: {what}", prog=PROG)
+
+
+def run_threshold(na_prob_path: str) -> float | None:
+    """The no-answer threshold a lightning_qa run applied to its predictions, from the `evaluation.json`
+    beside its `null_odds.json`; None when there is none (not a run directory, or SQuAD v1.1)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(na_prob_path)), EVALUATION_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f).get("null_score_diff_threshold")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _why(err: Exception) -> str:
@@ -60,7 +75,11 @@ def build_parser() -> ArgumentParser:
         "--na_prob", type=str | None, default=None, help="v2.0 only: JSON {question id: no-answer score}"
     )
     parser.add_argument(
-        "--na_prob_thresh", type=float, default=1.0, help='answer "" when the no-answer score exceeds this'
+        "--na_prob_thresh",
+        type=float | None,
+        default=None,
+        help='answer "" when the no-answer score exceeds this (default: the threshold the run applied, from '
+        f"the {EVALUATION_FILE} beside --na_prob, else the official {OFFICIAL_THRESHOLD})",
     )
     return parser
 
@@ -80,6 +99,15 @@ def main(args: list[str] | None = None) -> dict:
         if version != "2.0":
             _fail(cfg.data, "--na_prob needs SQuAD v2.0 data, this file is v1.1")
         na_probs = _read_mapping(cfg.na_prob, (int, float), "number")
+    threshold = cfg.na_prob_thresh
+    if threshold is None and na_probs is not None:
+        threshold = run_threshold(cfg.na_prob)
+        if threshold is not None:
+            print(
+                f"{PROG}: no-answer threshold {threshold} (the run's, from its {EVALUATION_FILE})",
+                file=sys.stderr,
+            )
+    threshold = OFFICIAL_THRESHOLD if threshold is None else threshold
 
     missing = missing_ids(golds, predictions)
     if missing:
@@ -92,7 +120,7 @@ def main(args: list[str] | None = None) -> dict:
         metrics = squad_v1(golds, predictions)
     else:
         try:
-            metrics = squad_v2(golds, predictions, na_probs, cfg.na_prob_thresh)
+            metrics = squad_v2(golds, predictions, na_probs, threshold)
         except ValueError as err:
             _fail(cfg.na_prob, str(err))
     print(json.dumps(metrics))

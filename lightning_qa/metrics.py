@@ -263,3 +263,25 @@ def load_squad_golds(path: str | Path) -> tuple[dict[str, list[str]], Version]:
                 golds[qa["id"]] = [a["text"] for a in answers] or [""]
                 v2 = v2 or "is_impossible" in qa
     return golds, "2.0" if v2 else "1.1"
+
+
+def answer_metrics(results: list[dict], version_2: bool) -> dict[str, float]:
+    """Metrics of decoded examples (`answers.rank` results with "id" and "gold"): the official v1.1 or
+    v2.0 scores, for v2.0 with `best_thresholds` over each example's best span and null odds."""
+    golds = {r["id"]: r["gold"] for r in results}
+    predictions = {r["id"]: (r["answers"][0]["answer"] if r["answers"] else "") for r in results}
+    if not version_2:
+        scores = squad_v1(golds, predictions)
+    else:
+        scores = squad_v2(golds, predictions)
+        scores.update(
+            best_thresholds(
+                golds,
+                {r["id"]: r["best_non_null"] for r in results},
+                {r["id"]: r["null_odds"] for r in results},
+            )
+        )
+        scores["exact_match"] = scores["exact"]
+    scores = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+    scores["examples"] = float(len(results))
+    return scores

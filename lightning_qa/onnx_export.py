@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
+from lightning_qa.features import model_inputs
+
 ONNX_FILE = "model.onnx"
 INSTALL_HINT = 'pip install "lightning_qa[onnx]"'
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 # weights beyond this go to an external data file (a single protobuf cannot exceed 2 GiB)
 EXTERNAL_DATA_BYTES = 1_500_000_000
@@ -47,12 +48,6 @@ def require(*modules: str) -> None:
             raise MissingExtraError(
                 f"ONNX support needs {name}, which is not installed: {INSTALL_HINT}"
             ) from e
-
-
-def input_names(model: torch.nn.Module) -> list[str]:
-    """The tokenizer outputs that the model's forward accepts, in graph order."""
-    accepted = inspect.signature(model.forward).parameters
-    return [n for n in INPUT_NAMES if n in accepted]
 
 
 class _Logits(torch.nn.Module):
@@ -99,7 +94,7 @@ def export_onnx(
     """
     require("onnx", "onnxscript", "onnxruntime")
     model = model.float().eval()
-    names = input_names(model)
+    names = model_inputs(model, tokenizer)
     batches = sample_batches(tokenizer, names)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     path = os.path.join(out_dir, ONNX_FILE)

@@ -1,12 +1,9 @@
-"""`training_curves.png`: training loss and validation EM/F1 against steps, drawn at the end of fit."""
+"""`training_curves.png`: training loss and validation EM/F1 against steps, drawn at the end of fit
+(`callbacks.TrainingCurves`)."""
 
 from __future__ import annotations
 
 import csv
-import os
-
-from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 
 
 def read_metrics(path: str) -> dict[str, list[tuple[int, float]]]:
@@ -50,19 +47,3 @@ def plot_training_curves(metrics_csv: str, out_png: str) -> str | None:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
-
-
-class TrainingCurves(Callback):
-    """Write `<run dir>/training_curves.png` when fit ends (needs matplotlib: the `plot` extra)."""
-
-    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        run_dir = trainer.log_dir
-        csv_path = os.path.join(run_dir or "", "metrics.csv")
-        if not trainer.is_global_zero or not run_dir:
-            return
-        for logger in trainer.loggers:
-            logger.save()  # flush metrics.csv before reading it
-        if os.path.isfile(csv_path) and plot_training_curves(
-            csv_path, os.path.join(run_dir, "training_curves.png")
-        ):
-            rank_zero_info(f"Training curves: {os.path.join(run_dir, 'training_curves.png')}")

@@ -7,14 +7,21 @@
     # {'score': ..., 'start': 0, 'end': 3, 'answer': 'Zoë'}  (answer == context[start:end])
     qa(question=["Who?", "When?"], context=["...", "..."], top_k=3)  # a list (of lists with top_k > 1)
 
-The options are the old pipeline's, with its defaults (`top_k`, `doc_stride`, `max_answer_len`, `max_seq_len`,
+The options are the old pipeline's (`top_k`, `doc_stride`, `max_answer_len`, `max_seq_len`,
 `max_question_len`, `handle_impossible_answer`, `align_to_words`; `batch_size` = windows per forward pass,
-see below); each can be given to the constructor (a default) or to a call (that call only). So are the answers: by
-default (`decoding="pipeline"`) spans are ranked by the old pipeline's rule, reproduced in
-`lightning_qa.decoding.pipeline_candidates` / `pipeline_answers` (per-window probabilities, answers with
-the same text merged by adding their scores); `decoding="logits"` ranks them as validation and
-`lightning_qa predict` do (start + end logit over all windows; `score` is the probability among the
-n-best spans). `benchmarks/pipeline_parity.py` compares the answers with transformers 4.57's pipeline.
+see below); each can be given to the constructor (a default) or to a call (that call only).
+
+Defaults come with the model. A model trained by lightning_qa (its `hf_model/` or `.ckpt`) stores the
+settings it was trained and validated with (`lightning_qa.json`, see `lightning_qa.checkpoint`): windows
+(`max_seq_length`, `doc_stride`, `max_question_length`), the answer rule (`decoding="logits"`, no word
+alignment, `n_best_size`, `max_answer_length`), SQuAD 2.0 (`handle_impossible_answer`) and the tuned
+no-answer threshold, so it answers here exactly as `lightning_qa predict` and validation do. Any other
+model (a hub model, a directory without `lightning_qa.json`) gets the old pipeline's defaults and ranking
+(`decoding="pipeline"`: per-window probabilities, answers with the same text merged by adding their
+scores, whole words, `max_answer_len=15`), so `QAPredictor` stays a drop-in for
+`pipeline("question-answering", model=...)`; `decoding="pipeline"` forces that rule for any model.
+`benchmarks/pipeline_parity.py` and `tests/test_pipeline_parity.py` compare the answers with transformers
+4.57's pipeline.
 
 Differences from the old pipeline, all deliberate:
 * `top_k` answers are distinct and come from every window; when the old pipeline's per-window pool
@@ -23,55 +30,46 @@ Differences from the old pipeline, all deliberate:
   equal the old pipeline's whenever it returned `top_k` answers.
 * Return shapes are regular: a single question gives a dict with `top_k=1` and a list of dicts with
   `top_k > 1` (also when only one answer exists); a list of questions gives a list (also of length 1).
-* Questions longer than `max_question_len` tokens (or than the window leaves room for next to
-  `doc_stride` context tokens) are cut at a word boundary; the old pipeline ignored `max_question_len`
-  with fast tokenizers and failed on questions that did not fit.
+* Questions are left-stripped, and those longer than `max_question_len` tokens (or than the window
+  leaves room for next to `doc_stride` + 1 context tokens) are cut after a whole word, as in training
+  (`tokenization.cut_questions`); the old pipeline ignored `max_question_len` with fast tokenizers and
+  failed on questions that did not fit.
+* Token offsets that include surrounding spaces (Metaspace, byte-level BPE) are trimmed, so an answer
+  never starts or ends with a space.
 * Windows are sorted by length and batched with dynamic padding, so answers do not depend on
   `batch_size` beyond float rounding; it defaults to 8 windows on the CPU and 32 on a GPU (the old
   pipeline: 1). Logits are read in float32 (bf16/fp16 models included).
 
 No-answer questions (SQuAD 2.0): `handle_impossible_answer=True` adds the answer "" (start = end = 0) with
 the null score (pipeline rule: the smallest over windows of p_start(CLS) x p_end(CLS); logits rule: its
-probability among the n-best spans and the null). A model trained with `--data.version_2_with_negative`
-stores the null-score threshold tuned on validation (`lightning_qa.json` or the checkpoint:
-`null_score_diff_threshold`, in start+end logit units); it is the default of `null_score_diff_threshold`
-here and decides where the null answer ranks. Logits rule: "" beats a span when null_score - span score >
-threshold, exactly validation's rule. Pipeline rule: "" beats a span when log(null score) - log(span
-score) > threshold; in one window the softmax denominators cancel and this is the same logit difference,
-so a one-window context whose best answer is a single span gets validation's decision; answers merged
-from several spans (same text, sub-words aligned to one word) and several windows make it approximate. Threshold 0.0 is the old pipeline's behaviour. The null answer's
-reported `score` is never shifted. `handle_impossible_answer` stays False by default, as in the old
-pipeline: set it for SQuAD 2.0 models.
+probability among the n-best spans and the null). `null_score_diff_threshold` (in start+end logit units;
+default: the model's stored tuned threshold, else 0.0) decides where the null answer ranks. Logits rule:
+"" beats a span when null_score - span score > threshold, exactly validation's rule. Pipeline rule: ""
+beats a span when log(null score) - log(span score) > threshold; in one window the softmax denominators
+cancel and this is the same logit difference, so a one-window context whose best answer is a single span
+gets validation's decision; answers merged from several spans (same text, sub-words aligned to one word)
+and several windows make it approximate. Threshold 0.0 is the old pipeline's behaviour. The null answer's
+reported `score` is never shifted.
 
 One call runs at a time per predictor (a lock; the fast tokenizer's truncation settings are state).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_qa.decoding import (
-    feature_candidates,
-    logits_answers,
-    merge_windows,
-    pipeline_answers,
-    pipeline_candidates,
-    word_offsets,
-)
+from lightning_qa import checkpoint as ckpt_io
+from lightning_qa.answers import AnswerRule, best, rank, window_candidates
+from lightning_qa.features import collate, model_inputs, prepare_features
+from lightning_qa.tokenization import load_tokenizer, question_budget
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-SETTINGS_FILE = "lightning_qa.json"
-DECODINGS = ("pipeline", "logits")
 DTYPES = {
     "fp32": torch.float32,
     "float32": torch.float32,
@@ -83,33 +81,35 @@ DTYPES = {
     "half": torch.float16,
     "16": torch.float16,
 }
-# Options a call may override; their defaults are the constructor's arguments.
-OPTIONS = (
-    "decoding",
-    "top_k",
-    "doc_stride",
-    "max_answer_len",
-    "max_seq_len",
-    "max_question_len",
-    "handle_impossible_answer",
-    "align_to_words",
-    "batch_size",
-    "n_best_size",
-    "null_score_diff_threshold",
-    "n_candidates",
-)
+# Options a call may override: the stored setting each defaults to for a model trained by lightning_qa
+# (None: none), and its default for any other model (the old pipeline's; None: derived in `_resolve`).
+OPTIONS: dict[str, tuple[str | None, Any]] = {
+    "decoding": ("decoding", "pipeline"),
+    "top_k": (None, 1),
+    "doc_stride": ("doc_stride", None),
+    "max_answer_len": ("max_answer_length", 15),
+    "max_seq_len": ("max_seq_length", None),
+    "max_question_len": ("max_question_length", 64),
+    "handle_impossible_answer": ("version_2_with_negative", False),
+    "align_to_words": (None, None),  # None: the rule's own (pipeline: whole words; logits: raw spans)
+    "batch_size": (None, None),
+    "n_best_size": ("n_best_size", 20),
+    "null_score_diff_threshold": ("null_score_diff_threshold", 0.0),
+    "n_candidates": (None, None),
+}
 EXAMPLES_PER_PASS = 4096  # bounds the memory of one tokenization + forward pass over a long list
-NO_ANSWER = {"score": 0.0, "start": 0, "end": 0, "answer": ""}
+WINDOW_KEYS = ("input_ids", "token_type_ids", "offsets", "cls_index", "word_ids")
 
 
 class QAPredictor:
     """Extractive question answering with a Hugging Face model directory, a `lightning_qa fit` checkpoint
-    or a hub name, with the old transformers pipeline's options, defaults and answers.
+    or a hub name, with the old transformers pipeline's options and, for models trained elsewhere, its
+    defaults and answers.
 
     Args:
         model_name_or_path: A model directory (e.g. `hf_model/` from `lightning_qa export`), a Lightning
             checkpoint (`.ckpt` written by `lightning_qa fit`: rebuilt offline from the config and tokenizer
-            stored in it), or a hub name. With `model=`, where the tokenizer comes from (unless `tokenizer=`).
+            stored in it), or a hub name. With `model=`, where the tokenizer and settings come from.
         model: Use this instead of loading one: any callable taking `input_ids`, `attention_mask` (and
             `token_type_ids` if its signature names it, or `input_names` says so) as [B, L] int64 tensors and
             returning an object with `.start_logits`/`.end_logits` (or a dict with those keys, or a
@@ -121,28 +121,19 @@ class QAPredictor:
             "auto" (as saved). Logits are always decoded in float32.
         input_names: The model inputs to pass (default: those its forward signature names).
         trust_remote_code: Allow models and tokenizers with custom code from the hub.
-        decoding: "pipeline" (the old pipeline's ranking, default) or "logits" (validation's).
-        top_k: Answers per question (distinct, from all windows).
-        doc_stride: Tokens of overlap between the windows of a long context (default min(max_seq_len // 2,
-            128)).
-        max_answer_len: Longest answer, in tokens.
-        max_seq_len: Tokens per window, question and special tokens included (default min(tokenizer's
-            model_max_length, 384)).
-        max_question_len: Questions longer than this many tokens are cut.
-        handle_impossible_answer: Also rank the answer "" (no answer), see the module docstring.
-        align_to_words: Widen answers to whole words (sub-word tokens never cut a word).
-        batch_size: Windows per forward pass (default 32 on a GPU, 8 on the CPU, where bigger batches of
-            long windows run slower per token).
-        n_best_size: Logits rule: start and end candidates per window, and spans per example among which
-            `score` is a probability (validation's `--model.n_best_size`; raised to top_k if smaller).
-        null_score_diff_threshold: See the module docstring; default: the model's stored value, else 0.0.
-        n_candidates: Pipeline rule: spans kept per window before merging (default the old pipeline's
-            2 * top_k + 10 with align_to_words, else top_k).
         compile: Run the model through `torch.compile` with dynamic shapes, so one compilation serves
             every batch size and window length. The first call compiles (seconds to a minute); later ones
-            run fused kernels, which pays most for small models on the CPU, whose eager forward is
-            dominated by separate memory-bound ops (bias adds, GELU, layer norms). For servers and long
-            jobs; a torch module only.
+            run fused kernels, which pays most for small models on the CPU. For servers and long jobs; a
+            torch module only.
+        options: The answering options (`OPTIONS`), each defaulting to the model's stored setting, else
+            the old pipeline's: `decoding` ("logits" or "pipeline"), `top_k`, `doc_stride`,
+            `max_answer_len`, `max_seq_len` (default min(tokenizer's model_max_length, 384)),
+            `max_question_len`, `handle_impossible_answer`, `align_to_words` (default: True with the
+            pipeline rule, as the old pipeline; False with the logits rule, as validation), `batch_size` (windows per
+            forward pass: 32 on a GPU, 8 on the CPU, where bigger batches of long windows run slower per
+            token), `n_best_size` (logits rule: candidates per window and spans among which `score` is a
+            probability), `null_score_diff_threshold`, `n_candidates` (pipeline rule: spans kept per
+            window, default 2 * top_k + 10 with align_to_words, else top_k).
     """
 
     def __init__(
@@ -155,34 +146,25 @@ class QAPredictor:
         dtype: str | torch.dtype | None = None,
         input_names: Sequence[str] | None = None,
         trust_remote_code: bool = False,
-        decoding: str = "pipeline",
-        top_k: int = 1,
-        doc_stride: int | None = None,
-        max_answer_len: int = 15,
-        max_seq_len: int | None = None,
-        max_question_len: int = 64,
-        handle_impossible_answer: bool = False,
-        align_to_words: bool = True,
-        batch_size: int | None = None,
-        n_best_size: int = 20,
-        null_score_diff_threshold: float | None = None,
-        n_candidates: int | None = None,
         compile: bool = False,
+        **options: Any,
     ) -> None:
-        from lightning_qa.data import load_tokenizer
-
         if model is None and model_name_or_path is None:
             raise ValueError("give model_name_or_path (a model directory, checkpoint or hub name) or model=")
         path = None if model_name_or_path is None else os.fspath(model_name_or_path)
-        self.settings: dict[str, Any] = {}
+        self.settings: dict[str, Any] = {}  # what the model was trained with ({} for other models)
         tokenizer_source = path
+        loaded = None
         if path is not None and path.endswith(".ckpt") and not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: checkpoint file not found")
         if path is not None and os.path.isfile(path):  # a Lightning checkpoint
-            loaded, tokenizer_source, self.settings = _load_checkpoint(path, trust_remote_code, model is None)
+            checkpoint = ckpt_io.load_checkpoint(path)
+            self.settings = ckpt_io.settings(checkpoint, path)
+            tokenizer_source = ckpt_io.materialize(path)
+            if model is None:
+                loaded = ckpt_io.build_model(checkpoint, tokenizer_source, trust_remote_code)
         elif path is not None:
-            loaded = None
-            self.settings = _read_settings(path)
+            self.settings = ckpt_io.read_settings(path)
             if model is None:
                 from transformers import AutoModelForQuestionAnswering
 
@@ -191,10 +173,7 @@ class QAPredictor:
                     dtype="auto" if dtype == "auto" else (_dtype(dtype) or torch.float32),
                     trust_remote_code=trust_remote_code,
                 )
-        else:
-            loaded = None
-        if model is None:
-            model = loaded
+        model = loaded if model is None else model
         if tokenizer is None:
             if tokenizer_source is None:
                 raise ValueError("model= needs model_name_or_path or tokenizer= for its tokenizer")
@@ -222,23 +201,14 @@ class QAPredictor:
             raise ValueError("compile=True needs a torch module, not a model= callable")
         self.model = model
         self._run = torch.compile(model, dynamic=True) if compile else model
-        self.input_names = list(input_names) if input_names is not None else _input_names(model, tokenizer)
+        self.input_names = list(input_names) if input_names is not None else model_inputs(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.options: dict[str, Any] = {}
-        self.set_options(
-            decoding=decoding,
-            top_k=top_k,
-            doc_stride=doc_stride,
-            max_answer_len=max_answer_len,
-            max_seq_len=max_seq_len,
-            max_question_len=max_question_len,
-            handle_impossible_answer=handle_impossible_answer,
-            align_to_words=align_to_words,
-            batch_size=batch_size,
-            n_best_size=n_best_size,
-            null_score_diff_threshold=null_score_diff_threshold,
-            n_candidates=n_candidates,
-        )
+        stored = self.settings
+        self.options = {
+            name: stored.get(key, default) if key and stored else default
+            for name, (key, default) in OPTIONS.items()
+        }
+        self.set_options(**{k: v for k, v in options.items() if v is not None})
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------------------------
@@ -298,15 +268,13 @@ class QAPredictor:
                     o,
                 )
         if o["top_k"] == 1:
-            return [dict(r["answers"][0]) if r["answers"] else dict(NO_ANSWER) for r in ranked]
+            return [best(r) for r in ranked]
         return [[dict(a) for a in r["answers"]] for r in ranked]
 
     # -- internals ----------------------------------------------------------------------------------------
     def _resolve(self, o: dict[str, Any]) -> dict[str, Any]:
-        """Effective options: the old pipeline's derived defaults, checked."""
+        """Effective options: the derived defaults filled in, checked, and the answer rule they make."""
         o = dict(o)
-        if o["decoding"] not in DECODINGS:
-            raise ValueError(f"decoding must be one of {DECODINGS}, not {o['decoding']!r}")
         if o["batch_size"] is None:
             o["batch_size"] = 32 if self.device.type == "cuda" else 8
         for key in ("top_k", "max_answer_len", "batch_size", "n_best_size", "max_question_len"):
@@ -316,30 +284,24 @@ class QAPredictor:
             o["max_seq_len"] = min(int(self.tokenizer.model_max_length), 384)
         if o["doc_stride"] is None:
             o["doc_stride"] = min(o["max_seq_len"] // 2, 128)
-        if o["doc_stride"] > o["max_seq_len"]:
-            raise ValueError(
-                f"`doc_stride` ({o['doc_stride']}) is larger than `max_seq_len` ({o['max_seq_len']})"
-            )
-        if o["doc_stride"] < 0:
-            raise ValueError(f"doc_stride must be >= 0, got {o['doc_stride']}")
-        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
-        # the fast tokenizer needs doc_stride < the room left for context tokens
-        o["question_cap"] = min(o["max_question_len"], o["max_seq_len"] - specials - o["doc_stride"] - 1)
-        if o["question_cap"] < 1:
-            raise ValueError(
-                f"max_seq_len ({o['max_seq_len']}) leaves no room for a question next to doc_stride "
-                f"({o['doc_stride']}) context tokens and {specials} special tokens"
-            )
-        if o["null_score_diff_threshold"] is None:
-            o["null_score_diff_threshold"] = float(self.settings.get("null_score_diff_threshold") or 0.0)
-        if o["n_candidates"] is None:
-            o["n_candidates"] = 2 * o["top_k"] + 10 if o["align_to_words"] else o["top_k"]
-        o["n_best_size"] = max(o["n_best_size"], o["top_k"])
+        question_budget(self.tokenizer, o["max_seq_len"], o["doc_stride"], o["max_question_len"])
+        if o["align_to_words"] is None:
+            o["align_to_words"] = o["decoding"] == "pipeline"
+        o["rule"] = AnswerRule(
+            o["decoding"],
+            top_k=o["top_k"],
+            n_best_size=max(o["n_best_size"], o["top_k"]),
+            max_answer_length=o["max_answer_len"],
+            align_to_words=o["align_to_words"],
+            handle_impossible_answer=o["handle_impossible_answer"],
+            null_score_diff_threshold=float(o["null_score_diff_threshold"] or 0.0),
+            n_candidates=o["n_candidates"],
+        )
         return o
 
     def _rank(self, questions: list[str], contexts: list[str], o: dict[str, Any]) -> list[dict]:
         """Ranked answers per question; a second pass with a bigger pool for those short of top_k."""
-        pool = o["n_candidates"] if o["decoding"] == "pipeline" else o["n_best_size"]
+        pool = o["rule"].pool
         ranked = self._rank_pass(questions, contexts, o, pool)
         limit = o["max_seq_len"] * o["max_answer_len"]  # more spans than any window has
         needy = [i for i, r in enumerate(ranked) if r["n_spans"] < o["top_k"] and not r["exhausted"]]
@@ -358,149 +320,35 @@ class QAPredictor:
     def _rank_pass(
         self, questions: list[str], contexts: list[str], o: dict[str, Any], pool: int
     ) -> list[dict]:
-        w = self._windows(questions, contexts, o)
+        """Windows as training makes them (`features.prepare_features`), longest first in batches of
+        `batch_size`, padded by `features.collate`, reduced and ranked by `answers`."""
+        rule = o["rule"]
+        examples = {"id": [str(i) for i in range(len(questions))], "question": questions, "context": contexts}
+        features = prepare_features(
+            examples,
+            self.tokenizer,
+            o["max_seq_len"],
+            o["doc_stride"],
+            o["max_question_len"],
+            for_eval=True,
+            word_ids=rule.align_to_words,
+        )
+        keys = [k for k in WINDOW_KEYS if k in features]
+        lengths = np.fromiter(map(len, features["input_ids"]), np.int64, len(features["input_ids"]))
+        order = np.argsort(-lengths, kind="stable")  # longest first: little padding per batch
         parts: list[dict[str, Tensor]] = []
-        rows_done: list[np.ndarray] = []
-        order = np.argsort(-w["lengths"], kind="stable")  # longest first: little padding per batch
         with torch.inference_mode():
             for lo in range(0, order.size, o["batch_size"]):
-                rows = order[lo : lo + o["batch_size"]]
-                batch = self._batch(w, rows)
+                rows = order[lo : lo + o["batch_size"]].tolist()
+                batch = collate([{k: features[k][i] for k in keys} for i in rows], self.pad_token_id, None)
+                batch = {k: v.to(self.device) for k, v in batch.items()}
                 start, end = self._forward(batch)
-                offsets = batch["offsets"]
-                if o["decoding"] == "pipeline":
-                    spans = word_offsets(offsets, batch["word_ids"]) if o["align_to_words"] else None
-                    cands = pipeline_candidates(
-                        start, end, offsets, batch["cls_index"], pool, o["max_answer_len"], spans
-                    )
-                else:
-                    if o["align_to_words"]:  # word-aligned token offsets: spans widen to whole words
-                        spans = word_offsets(offsets, batch["word_ids"])
-                        offsets = torch.where(spans >= 0, spans, offsets)
-                    cands = feature_candidates(
-                        start, end, offsets, batch["cls_index"], pool, o["max_answer_len"]
-                    )
-                parts.append({k: v.cpu() for k, v in cands.items()})
-                rows_done.append(rows)
-        rows = np.concatenate(rows_done)
+                parts.append(
+                    {k: v.cpu() for k, v in window_candidates(batch, start, end, rule, pool).items()}
+                )
         cands = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        examples = w["example"][rows]
-        if o["decoding"] == "pipeline":
-            return pipeline_answers(
-                examples,
-                cands,
-                contexts,
-                o["top_k"],
-                o["handle_impossible_answer"],
-                o["null_score_diff_threshold"],
-                window_index=rows,
-            )
-        merged = merge_windows(examples, cands, pool)
-        return logits_answers(
-            merged, contexts, o["top_k"], o["handle_impossible_answer"], o["null_score_diff_threshold"], pool
-        )
-
-    def _windows(self, questions: list[str], contexts: list[str], o: dict[str, Any]) -> dict[str, Any]:
-        """Tokenize into windows as the old pipeline did; flat arrays (one entry per token of all windows)."""
-        from lightning_qa.data import encode_windows
-
-        tok = self.tokenizer
-        context_id = 1 if tok.padding_side == "right" else 0
-
-        # Questions are rarely too long: look at their length in the windows, and cut and encode again
-        # only when one is (or when the tokenizer refuses a question that leaves no room for context).
-        try:
-            windows, example = encode_windows(tok, questions, contexts, o["max_seq_len"], o["doc_stride"])
-            too_long = any(
-                window.sequence_ids.count(1 - context_id) > o["question_cap"] for window in windows
-            )
-        except Exception:
-            too_long = True
-        if too_long:
-            fitted = self._fit_questions(questions, o["question_cap"])
-            windows, example = encode_windows(tok, fitted, contexts, o["max_seq_len"], o["doc_stride"])
-        ids = [w.ids for w in windows]
-        n_windows = len(ids)
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n_windows)
-        total = int(lengths.sum())
-        first = np.cumsum(lengths) - lengths
-        flat_ids = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=total)
-        flat_offsets = np.fromiter(
-            chain.from_iterable(chain.from_iterable(window.offsets for window in windows)),
-            dtype=np.int64,
-            count=2 * total,
-        ).reshape(total, 2)
-        in_context = np.zeros(total, dtype=bool)
-        cls_index = np.zeros(n_windows, dtype=np.int64)
-        cls_id = tok.cls_token_id
-        for i, window in enumerate(windows):
-            seq = window.sequence_ids
-            try:
-                a = seq.index(context_id)
-                b = len(seq) - seq[::-1].index(context_id)
-            except ValueError:  # no context token in this window
-                continue
-            in_context[first[i] + a : first[i] + b] = True
-            if cls_id is not None:
-                try:
-                    cls_index[i] = ids[i].index(cls_id)
-                except ValueError:
-                    pass
-        flat_offsets[~in_context] = -1
-        w = {
-            "lengths": lengths,
-            "first": first,
-            "example": np.asarray(example, dtype=np.int64),
-            "input_ids": flat_ids,
-            "offsets": flat_offsets,
-            "cls_index": cls_index,
-        }
-        if "token_type_ids" in self.input_names:
-            w["token_type_ids"] = np.fromiter(
-                chain.from_iterable(window.type_ids for window in windows), dtype=np.int64, count=total
-            )
-        if o["align_to_words"]:
-            words = np.array(list(chain.from_iterable(window.word_ids for window in windows)), dtype=float)
-            w["word_ids"] = np.nan_to_num(words, nan=-1.0).astype(np.int64)
-        return w
-
-    def _fit_questions(self, questions: list[str], cap: int) -> list[str]:
-        """Cut questions longer than `cap` tokens after their last whole word that fits."""
-        # no tokenizer produces more tokens than UTF-8 bytes + 1: shorter questions need no look
-        long = [i for i, q in enumerate(questions) if len(q.encode("utf-8")) >= cap]
-        if not long:
-            return questions
-        enc = self.tokenizer(
-            [questions[i] for i in long], add_special_tokens=False, return_offsets_mapping=True
-        )
-        questions = list(questions)
-        for j, i in enumerate(long):
-            offsets = enc["offset_mapping"][j]
-            if len(offsets) <= cap:
-                continue
-            words = enc.word_ids(j)
-            keep = next((t for t in range(cap, 0, -1) if words[t] is None or words[t] != words[t - 1]), cap)
-            questions[i] = questions[i][: offsets[keep - 1][1]]
-        return questions
-
-    def _batch(self, w: dict[str, Any], rows: np.ndarray) -> dict[str, Tensor]:
-        """Windows `rows` padded on the right to the longest of them, as tensors on the device."""
-        lengths = w["lengths"][rows]
-        width = int(lengths.max())
-        pos = np.arange(width)
-        real = pos[None, :] < lengths[:, None]
-        index = np.where(real, w["first"][rows][:, None] + pos[None, :], 0)
-        batch = {
-            "input_ids": np.where(real, w["input_ids"][index], self.pad_token_id),
-            "attention_mask": real.astype(np.int64),
-            "offsets": np.where(real[..., None], w["offsets"][index], -1),
-            "cls_index": w["cls_index"][rows],
-        }
-        if "token_type_ids" in w:
-            batch["token_type_ids"] = np.where(real, w["token_type_ids"][index], 0)
-        if "word_ids" in w:
-            batch["word_ids"] = np.where(real, w["word_ids"][index], -1)
-        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in batch.items()}
+        example_index = np.asarray(features["example_index"], np.int64)[order]
+        return rank(example_index, order, cands, contexts, rule, pool)
 
     def _forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         out = self._run(**{k: batch[k] for k in self.input_names})
@@ -519,6 +367,13 @@ class QAPredictor:
         return f"QAPredictor({name}, device={self.device}, dtype={self.dtype}, decoding={self.options['decoding']!r})"
 
 
+def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; options are {list(OPTIONS)}")
+    return options
+
+
 # -- helpers ------------------------------------------------------------------------------------------------
 def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
@@ -527,27 +382,6 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: use one of {sorted(DTYPES)}, 'auto' or a torch.dtype")
     return DTYPES[key]
-
-
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown}; options are {list(OPTIONS)}")
-    return options
-
-
-def _input_names(model: Any, tokenizer: Any) -> list[str]:
-    """The inputs the model's forward names explicitly; else the tokenizer's model inputs."""
-    target = model.forward if isinstance(model, torch.nn.Module) else model
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        params = {}
-    named = [n for n in MODEL_INPUTS if n in params]
-    if "input_ids" in named:
-        return named
-    from_tokenizer = [n for n in MODEL_INPUTS if n in getattr(tokenizer, "model_input_names", ())]
-    return from_tokenizer or ["input_ids", "attention_mask"]
 
 
 def _normalize(args: tuple, question: Any, context: Any) -> tuple[list[str], list[str], bool]:
@@ -587,63 +421,3 @@ def _field(item: dict, key: str) -> str:
     if key not in item:
         raise KeyError(f"each input needs 'question' and 'context' keys, missing {key!r}")
     return item[key]
-
-
-def _read_settings(path: str) -> dict[str, Any]:
-    """`lightning_qa.json` of a model directory (or hub repo, when cached), else {}."""
-    if os.path.isdir(path):
-        file = os.path.join(path, SETTINGS_FILE)
-        if not os.path.isfile(file):
-            return {}
-    else:
-        try:
-            from transformers.utils.hub import cached_file
-
-            file = cached_file(path, SETTINGS_FILE, _raise_exceptions_for_missing_entries=False)
-        except Exception:  # offline, or no such file: the settings are optional
-            return {}
-        if not file:
-            return {}
-    with open(file, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _load_checkpoint(path: str, trust_remote_code: bool, build: bool) -> tuple[Any, str, dict[str, Any]]:
-    """(model with the checkpoint's weights or None, directory with its config + tokenizer, settings)."""
-    from transformers import AutoConfig, AutoModelForQuestionAnswering
-
-    from lightning_qa.export import load_checkpoint, materialize
-    from lightning_qa.model import CKPT_KEY
-
-    checkpoint = load_checkpoint(path)
-    if CKPT_KEY not in checkpoint:
-        raise ValueError(
-            f"{path}: not a lightning_qa checkpoint (no model config and tokenizer stored in it)"
-        )
-    model_dir = materialize(path)
-    meta = checkpoint[CKPT_KEY]
-    hparams = checkpoint.get("hyper_parameters", {})
-    settings = {
-        "null_score_diff_threshold": meta.get("null_score_diff_threshold", 0.0),
-        "version_2_with_negative": hparams.get("version_2_with_negative", False),
-        "n_best_size": hparams.get("n_best_size", 20),
-        "max_answer_length": hparams.get("max_answer_length", 30),
-        "metrics": meta.get("metrics", {}),
-    }
-    data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
-    settings.update(
-        {
-            k: data_hparams[k]
-            for k in ("max_seq_length", "doc_stride", "max_question_length")
-            if k in data_hparams
-        }
-    )
-    model = None
-    if build:
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-        model = AutoModelForQuestionAnswering.from_config(config, trust_remote_code=trust_remote_code)
-        state = {
-            k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
-        }
-        model.load_state_dict(state, strict=True)
-    return model, model_dir, settings

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from lightning_qa.errors import fail
+
 try:
     import litserve as ls
 except ImportError:  # `lightning_qa serve` reports the missing extra; importing this module still works
@@ -390,9 +392,7 @@ def main(args: list[str] | None = None) -> None:
     if ls is None:
         problems.append(f"serving needs litserve, which is not installed: {INSTALL_HINT}")
     if problems:
-        for line in problems:
-            print(f"lightning_qa: error: {line}", file=sys.stderr)
-        sys.exit(2)
+        fail(*problems)
     options = {k: cfg[k] for k in PREDICTOR_OPTIONS if cfg[k] is not None}
     if cfg.device != "auto":
         options["device"] = cfg.device

@@ -17,7 +17,7 @@ sys.path.insert(0, str(BENCH))
 import accuracy_parity  # noqa: E402
 import common  # noqa: E402
 
-from lightning_qa.data import prepare_features  # noqa: E402
+from lightning_qa.features import prepare_features  # noqa: E402
 from lightning_qa.io import read_examples  # noqa: E402
 
 ARTICLES = [
@@ -161,7 +161,7 @@ def test_reference_grouped_evaluation_scores_windows_in_order(tmp_path, tiny_mod
     with torch.no_grad():
         for i, f in enumerate(features):
             out = model(
-                **{k: torch.tensor([f[k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+                **{k: torch.tensor([f[k]]) for k in ("input_ids", "attention_mask")}  # DistilBERT's inputs
             )
             n = len(f["input_ids"])
             logits[0, i, :n], logits[1, i, :n] = out.start_logits[0].numpy(), out.end_logits[0].numpy()

@@ -5,13 +5,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_dirs, sample_args
+from helpers import SMALL, run_dirs, sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from lightning_qa.cli import main
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
 
 
 def test_help_lists_every_subcommand(capsys):

@@ -1,62 +1,17 @@
 """Data path: labels, windows, padding, sharding, splitting, caching.  Run: pytest tests/test_data.py"""
 
+import inspect
 import json
 import os
 
 import pytest
-from conftest import SQUAD_DIR, requires_squad
+from helpers import SQUAD_DIR, check_labels, requires_squad
 
-from lightning_qa.data import (
-    ExampleShardSampler,
-    LengthGroupedSampler,
-    ResumableLoader,
-    ShuffledSampler,
-    SquadDataModule,
-    check_lengths,
-    collate,
-    prepare_features,
-    split_by_context,
-    truncate_questions,
-)
+from lightning_qa.data import SquadDataModule, split_by_context
+from lightning_qa.features import collate, prepare_features
 from lightning_qa.io import read_examples
-
-
-def _columns(records: list[dict]) -> dict[str, list]:
-    return {k: [r[k] for r in records] for k in records[0]}
-
-
-def check_labels(
-    records: list[dict], tokenizer, max_seq_length: int = 128, doc_stride: int = 32
-) -> dict[str, int]:
-    """Every labelled span decodes to the gold answer (or to the smallest token span covering it), and
-    every CLS label is a window that really does not hold the whole answer. Returns the counts."""
-    feats = prepare_features(_columns(records), tokenizer, max_seq_length, doc_stride, 64, for_eval=True)
-    counts = {"exact": 0, "covering": 0, "cls": 0, "features": len(feats["input_ids"])}
-    for i in range(counts["features"]):
-        record = records[feats["example_index"][i]]
-        text, start_char = record["answers"]["text"][0], record["answers"]["answer_start"][0]
-        end_char = start_char + len(text)
-        offsets, s, e = feats["offsets"][i], feats["start_positions"][i], feats["end_positions"][i]
-        context_positions = [j for j, o in enumerate(offsets) if o[0] >= 0]
-        first, last = context_positions[0], context_positions[-1]
-        inside = offsets[first][0] <= start_char and offsets[last][1] >= end_char
-        if s == feats["cls_index"][i] == e:
-            assert not inside, f"{record['id']}: answer inside window {i} but labelled CLS"
-            counts["cls"] += 1
-            continue
-        assert inside and first <= s <= e <= last
-        decoded = record["context"][offsets[s][0] : offsets[e][1]]
-        if decoded == text:
-            counts["exact"] += 1
-            continue
-        # the answer starts or ends inside a word piece: the span must be the smallest one covering it
-        assert offsets[s][0] <= start_char < offsets[s][1] or (offsets[s][0] <= start_char and s == e), (
-            record["id"]
-        )
-        assert offsets[e][1] >= end_char and (e == s or offsets[e - 1][1] < end_char), record["id"]
-        assert text.strip() in decoded, (record["id"], text, decoded)
-        counts["covering"] += 1
-    return counts
+from lightning_qa.samplers import ExampleShardSampler, LengthGroupedSampler, ResumableLoader, ShuffledSampler
+from lightning_qa.tokenization import cut_questions, question_budget
 
 
 @requires_squad
@@ -100,15 +55,20 @@ def test_windows_overlap_and_cover_context(bert_tokenizer):
     )
 
 
-def test_long_question_is_truncated_not_fatal(bert_tokenizer):
-    question = "why " * 200
-    questions, cut = truncate_questions([question, "  short?"], bert_tokenizer, 64)
-    assert cut == 1 and questions[1] == "short?"
-    assert len(bert_tokenizer(questions[0], add_special_tokens=False)["input_ids"]) == 64
+def test_long_questions_are_cut_after_a_whole_word(bert_tokenizer):
+    def n_tokens(text: str) -> int:
+        return len(bert_tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    long_word = "antidisestablishmentarianism"  # several word pieces
+    assert n_tokens(long_word) > 2
+    questions, cut = cut_questions(["why " * 200, "  short?", "what " * 62 + long_word], bert_tokenizer, 64)
+    assert cut == 2 and questions[1] == "short?"
+    assert questions[0] == " ".join(["why"] * 64) and n_tokens(questions[0]) == 64
+    assert questions[2] == " ".join(["what"] * 62)  # the word that did not fit whole is dropped whole
     feats = prepare_features(
         {
             "id": ["a"],
-            "question": [question],
+            "question": ["why " * 200],
             "context": ["a short context"],
             "answers": [{"text": ["short"], "answer_start": [2]}],
         },
@@ -120,13 +80,14 @@ def test_long_question_is_truncated_not_fatal(bert_tokenizer):
     assert feats["start_positions"] == [feats["end_positions"][0]] and feats["start_positions"][0] > 64
 
 
-def test_check_lengths_names_the_problem(bert_tokenizer):
-    check_lengths(bert_tokenizer, 384, 128, 64)
-    check_lengths(bert_tokenizer, 384, 316, 64)
-    with pytest.raises(ValueError, match=r"doc_stride \(317\) must be smaller .*384 - 64 - 3 = 317"):
-        check_lengths(bert_tokenizer, 384, 317, 64)
-    with pytest.raises(ValueError, match=r"doc_stride \(128\) must be smaller .*128 - 64 - 3 = 61"):
-        check_lengths(bert_tokenizer, 128, 128, 64)
+def test_question_budget_leaves_room_for_the_stride_or_names_the_problem(bert_tokenizer):
+    assert question_budget(bert_tokenizer, 384, 128, 64) == 64
+    assert question_budget(bert_tokenizer, 384, 316, 64) == 64  # 384 - 3 specials - 316 - 1 = 64
+    assert question_budget(bert_tokenizer, 384, 317, 64) == 63  # the question gives way to the stride
+    with pytest.raises(ValueError, match=r"max_seq_length \(128\) leaves no room .*doc_stride \(128\)"):
+        question_budget(bert_tokenizer, 128, 128, 64)
+    with pytest.raises(ValueError, match=r"doc_stride \(-1\) must be >= 0"):
+        question_budget(bert_tokenizer, 128, -1, 64)
 
 
 def test_collate_pads_dynamically_to_multiple_of_8():
@@ -284,3 +245,86 @@ def test_resumable_loader_continues_at_the_exact_batch(grouped):
     resumed.sampler.set_epoch(2)
     straight.sampler.set_epoch(2)
     assert list(resumed) == list(straight)  # the next epoch is whole and the same
+
+
+def test_every_setting_that_changes_features_changes_the_cache_key(tmp_path, tiny_model_dir, sample_dir):
+    """Each feature setting changed alone gives another cache key, loader settings reuse it, a split's
+    own source and limit count for it alone, and every setting of the data module is classified (a new
+    one must say how it bears on the cache)."""
+    from lightning_qa import data
+
+    params = set(inspect.signature(SquadDataModule).parameters)
+    assert params == set(data.FEATURE_SETTINGS) | set(data.SOURCE_SETTINGS) | set(data.LOADER_SETTINGS)
+    base = dict(
+        model_name_or_path=tiny_model_dir,
+        train_file=str(sample_dir / "train.json"),
+        validation_file=str(sample_dir / "dev.json"),
+        cache_dir=str(tmp_path),
+    )
+
+    def key(split: str, **changes) -> str:
+        return SquadDataModule(**{**base, **changes})._fingerprint(split)
+
+    features = dict(
+        version_2_with_negative=True,
+        on_bad_record="skip",
+        max_seq_length=256,
+        doc_stride=64,
+        max_question_length=32,
+    )
+    loader = dict(
+        train_batch_size=3,
+        eval_batch_size=3,
+        num_workers=1,
+        pad_to_multiple_of=None,
+        group_by_length=True,
+        shuffle=False,
+    )
+    for split in ("train", "validation"):
+        unchanged = key(split)
+        for setting, value in features.items():
+            assert key(split, **{setting: value}) != unchanged, (split, setting)
+        for setting, value in loader.items():
+            assert key(split, **{setting: value}) == unchanged, (split, setting)
+        assert key(split, seed=7) == unchanged  # the seed only picks held-out articles
+    assert key("train", max_train_samples=5) != key("train")
+    assert key("validation", max_train_samples=5) == key("validation")  # another split's limit
+    assert key("validation", max_eval_samples=5) != key("validation")
+    assert key("validation", train_file=None) == key("validation")  # validate reuses fit's features
+    held_out = dict(validation_file=None, validation_split=0.2)
+    assert key("validation", **held_out) != key("validation")
+    assert key("validation", **held_out, seed=7) != key("validation", **held_out)
+
+
+def test_v2_run_after_v1_skip_run_keeps_its_unanswerable_questions(tmp_path, tiny_model_dir):
+    """A file not marked SQuAD 2.0: a v1 run with on_bad_record=skip drops the questions without answers;
+    a later v2 run on the same file and cache must tokenize again and keep them."""
+    path = tmp_path / "train.jsonl"
+    rows = [
+        {
+            "id": "a",
+            "question": "Who?",
+            "context": "Ann built it.",
+            "answers": {"text": ["Ann"], "answer_start": [0]},
+        },
+        {
+            "id": "b",
+            "question": "When?",
+            "context": "Ann built it.",
+            "answers": {"text": [], "answer_start": []},
+        },
+        {
+            "id": "c",
+            "question": "What?",
+            "context": "Bo saw a mill.",
+            "answers": {"text": ["a mill"], "answer_start": [7]},
+        },
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    common = dict(train_file=str(path), on_bad_record="skip", cache_dir=str(tmp_path / "cache"))
+    v1 = SquadDataModule(tiny_model_dir, **common)
+    v1.setup("fit")
+    assert len(v1.features["train"]) == 2
+    v2 = SquadDataModule(tiny_model_dir, version_2_with_negative=True, **common)
+    v2.setup("fit")
+    assert len(v2.features["train"]) == 3

@@ -10,12 +10,13 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import SQUAD_DIR, requires_squad
+from helpers import SQUAD_DIR, requires_squad, select_answers
 from reference_decoding import reference_answer, reference_decode, softmax
 from torch.nn.utils.rnn import pad_sequence
 
-from lightning_qa.data import collate, load_tokenizer, prepare_features
-from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+from lightning_qa.decoding import feature_candidates, merge_windows
+from lightning_qa.features import collate, prepare_features
+from lightning_qa.tokenization import load_tokenizer
 
 TOL = 1e-5
 

@@ -3,27 +3,18 @@
 Run: pytest tests/test_evaluation.py   (the DDP test starts real 2-process runs on CPU, gloo)
 """
 
-import csv
 import json
+import logging
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import run_dirs
+from helpers import SMALL, last_metrics, run_dirs
 
+from lightning_qa import evaluate
+from lightning_qa.checkpoint import load_checkpoint
 from lightning_qa.cli import main
-from lightning_qa.export import load_checkpoint
-
-SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
-
-
-def last_metrics(run_dir) -> dict[str, float]:
-    rows = list(csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))))
-    merged: dict[str, float] = {}
-    for row in rows:
-        merged.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return merged
 
 
 def test_squad_v2_fit_tunes_threshold_used_by_validate_and_predict(tmp_path, tiny_model_dir, sample_dir):
@@ -79,6 +70,21 @@ def test_squad_v2_fit_tunes_threshold_used_by_validate_and_predict(tmp_path, tin
     odds = json.loads((val_run / "null_odds.json").read_text())
     for qid, answer in predictions.items():
         assert (answer == "") == (odds[qid] > tuned), qid
+    # the README's command reproduces the logged metrics exactly (the run's threshold, from evaluation.json)
+    logged = last_metrics(val_run)
+    rescored = evaluate.main(
+        [
+            str(sample_dir / "dev_v2.json"),
+            str(val_run / "predictions.json"),
+            "--na_prob",
+            str(val_run / "null_odds.json"),
+        ]
+    )
+    summary = json.loads((val_run / "evaluation.json").read_text())
+    assert summary["null_score_diff_threshold"] == tuned
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
+        assert rescored[key] == summary["metrics"][key], key  # the very numbers, in float64
+        assert rescored[key] == pytest.approx(logged[f"val/{key}"], rel=1e-6), key  # logged as float32
     nbest = json.loads((val_run / "nbest_predictions.json").read_text())
     first = nbest[next(iter(nbest))]
     assert 1 <= len(first) <= 20 and {"text", "start", "end", "score", "probability"} <= set(first[0])
@@ -102,26 +108,33 @@ def test_squad_v2_fit_tunes_threshold_used_by_validate_and_predict(tmp_path, tin
     assert all(r["start"] == r["end"] == 0 for r in records.values() if r["answer"] == "")
 
 
-def test_limited_validation_scores_only_what_it_saw(tmp_path, tiny_model_dir, sample_dir, caplog):
+@pytest.mark.parametrize("limit", ["2", "1"])
+def test_limited_validation_scores_only_what_it_saw(tmp_path, tiny_model_dir, sample_dir, limit, caplog):
+    """An int limit of batches is partial, 1 included (Lightning reads the float 1.0 as "all"): the run says
+    so, and a SQuAD 2.0 fit tunes no threshold on it."""
     root = tmp_path / "runs"
+    caplog.set_level(logging.INFO)
     main(
         [
-            "validate",
+            "fit",
             "--model.model_name_or_path",
             tiny_model_dir,
-            "--data.validation_file",
-            str(sample_dir / "dev.json"),
-            "--trainer.limit_val_batches",
-            "2",
-            "--data.eval_batch_size",
-            "4",
+            *("--data.train_file", str(sample_dir / "dev_v2.json"), "--data.max_train_samples", "8"),
+            *("--data.validation_file", str(sample_dir / "dev_v2.json")),
+            *("--data.version_2_with_negative", "true", "--trainer.max_epochs", "1"),
+            *("--trainer.limit_val_batches", limit, "--data.eval_batch_size", "4"),
             *run_dirs(tmp_path, root),
             *SMALL,
         ]
     )
-    scores = last_metrics(root / "version_0")
-    assert 1 <= scores["val/examples"] < 83  # 8 windows seen: only their examples are scored
-    assert len(json.loads((root / "version_0" / "predictions.json").read_text())) == scores["val/examples"]
+    run_dir = root / "version_0"
+    scores = last_metrics(run_dir)
+    assert 1 <= scores["val/examples"] < 30  # only the examples of the windows seen are scored
+    assert len(json.loads((run_dir / "predictions.json").read_text())) == scores["val/examples"]
+    assert "val: scored only the" in caplog.text
+    summary = json.loads((run_dir / "evaluation.json").read_text())
+    assert summary["complete"] is False and summary["examples"] == scores["val/examples"]
+    assert load_checkpoint(str(run_dir / "last.ckpt"))["lightning_qa"]["tuned_null_threshold"] is None
 
 
 def _validate_and_predict(tmp_path, name, model_dir, data_file, devices: int) -> tuple[dict, dict, dict, str]:

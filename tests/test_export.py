@@ -14,12 +14,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import run_dirs, sample_args
+from helpers import run_dirs, sample_args
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from lightning_qa.callbacks import ExportBestModel
+from lightning_qa.checkpoint import SETTINGS_FILE
 from lightning_qa.cli import main
-from lightning_qa.export import CARD_FILE, SETTINGS_FILE, ExportBestModel, export_checkpoint
+from lightning_qa.export import export_checkpoint
 from lightning_qa.model import QAModel
+from lightning_qa.model_card import CARD_FILE
 
 METRICS = {"exact": 61.25, "f1": 64.5, "exact_match": 61.25, "best_f1_thresh": -1.75, "examples": 40.0}
 

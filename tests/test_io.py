@@ -6,7 +6,7 @@ import logging
 import shutil
 
 import pytest
-from conftest import SQUAD_DIR, requires_squad, run_dirs
+from helpers import SQUAD_DIR, requires_squad, run_dirs
 
 from lightning_qa.cli import main
 from lightning_qa.io import MAX_REPORTED, DataError, read_examples
@@ -398,14 +398,14 @@ def test_cli_reports_every_bad_record_then_skips_them_on_request(
 def test_cli_config_errors_are_one_line(tmp_path, tiny_model_dir, sample_dir, capsys):
     dev = str(sample_dir / "dev.json")
     code, lines = run_cli(
-        validate_args(tiny_model_dir, dev, "--data.max_seq_length", "128", "--data.doc_stride", "64"),
+        validate_args(tiny_model_dir, dev, "--data.max_seq_length", "64", "--data.doc_stride", "64"),
         tmp_path,
         capsys,
     )
     assert (code, lines) == (
         2,
         [
-            "doc_stride (64) must be smaller than max_seq_length - max_question_length - special tokens (128 - 64 - 3 = 61)"
+            "max_seq_length (64) leaves no room for a question next to doc_stride (64) + 1 context tokens and 3 special tokens"
         ],
     )
     missing = str(tmp_path / "missing.json")

@@ -2,7 +2,7 @@ import json
 import random
 
 import pytest
-from conftest import SQUAD_DIR, requires_squad
+from helpers import SQUAD_DIR, requires_squad
 
 from lightning_qa import evaluate
 from lightning_qa.metrics import (

@@ -63,3 +63,49 @@ def test_tiny_model_memorises_16_examples(tmp_path, tiny_model_dir, sample_dir):
     trainer.fit(model, data)
     assert model.last_metrics["examples"] == 16
     assert model.last_metrics["exact_match"] == 100.0 and model.last_metrics["f1"] == 100.0
+
+
+def _fsdp_groups(rank: int, world: int, port: int, out: str) -> None:
+    """One rank: wrap a small model in FSDP as Lightning's strategy does (`use_orig_params=True`), build
+    the optimizer groups and write which parameters decay, with their (flattened) shapes."""
+    import os
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    from lightning_qa.model import param_groups
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    sharded = FSDP(model, use_orig_params=True, device_id=torch.device("cpu"))
+    names = {id(p): n.replace("_fsdp_wrapped_module.", "") for n, p in sharded.named_parameters()}
+    decay, no_decay = param_groups(sharded, 0.01)
+    result = {
+        "decay": sorted(names[id(p)] for p in decay["params"]),
+        "no_decay": sorted(names[id(p)] for p in no_decay["params"]),
+        "shapes": {names[id(p)]: list(p.shape) for p in sharded.parameters()},
+    }
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump(result, f)
+    dist.destroy_process_group()
+
+
+def test_weight_decay_survives_fsdp_flattened_parameters(tmp_path):
+    """Under FSDP every parameter is a flat 1-D shard: groups are decided by name and module, not shape,
+    so weights still decay and biases and norms do not (a shape rule would make nothing decay)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "groups")
+    mp.spawn(_fsdp_groups, args=(2, port, out), nprocs=2, join=True)
+    for rank in range(2):
+        result = json.loads(open(f"{out}.{rank}").read())
+        assert all(len(shape) == 1 for shape in result["shapes"].values())  # really flat shards
+        assert result["decay"] == ["0.weight", "2.weight"]
+        assert result["no_decay"] == ["0.bias", "1.bias", "1.weight", "2.bias"]

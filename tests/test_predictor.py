@@ -1,4 +1,4 @@
-"""`QAPredictor` and the old pipeline's ranking rule (`decoding.pipeline_*`): real models, offline.
+"""`QAPredictor` and the old pipeline's ranking rule (`pipeline_rule`): real models, offline.
 
 Hand-made logits pin the rule down (softmax with CLS, span band, word alignment, merging by text, null
 answer); a tiny random model and a checkpoint from `lightning_qa fit` exercise the predictor end to end.
@@ -17,22 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_dirs, sample_args
+from helpers import SMALL, run_dirs, sample_args
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from lightning_qa import QAPredictor
+from lightning_qa.answers import AnswerRule, choose
 from lightning_qa.cli import main
-from lightning_qa.decoding import (
-    context_word_ids,
-    feature_candidates,
-    logits_answers,
-    merge_windows,
-    pipeline_answers,
-    pipeline_candidates,
-    word_offsets,
-)
+from lightning_qa.decoding import feature_candidates, merge_windows
+from lightning_qa.pipeline_rule import pipeline_answers, pipeline_candidates, word_offsets
 
-SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
 NEG = -1e4
 
 
@@ -166,7 +159,7 @@ def test_pipeline_and_logits_rules_differ_as_documented():
         [0], pipeline_candidates(start, end, offsets, cls, n=12, max_answer_len=1), [context]
     )
     merged = merge_windows([0], feature_candidates(start, end, offsets, cls, n_best=20, max_answer_length=1))
-    logit = logits_answers(merged, [context])
+    logit = choose(merged, [context], AnswerRule())
     assert logit[0]["answers"][0]["answer"] == "London"
     best = pipe[0]["answers"][0]
     assert best["answer"] == "Paris" and (best["start"], best["end"]) == (0, 5)  # the first one's offsets
@@ -215,36 +208,9 @@ def test_null_threshold_shifts_only_the_null_rank():
     assert huge[0]["answer"] == ""
     # the logits rule decides with the same logit difference
     merged = merge_windows([0], feature_candidates(start, start.clone(), offsets, torch.tensor([0]), 20, 1))
-    assert logits_answers(merged, [context], 2, True, 2.5)[0]["answers"][0]["answer"] == "alpha"
-    assert logits_answers(merged, [context], 2, True, 1.5)[0]["answers"][0]["answer"] == ""
-
-
-def test_context_word_ids_match_the_windows_own_words(bert_tokenizer):
-    """`lightning_qa predict` windows carry offsets, not words: words looked up from the context alone
-    align exactly as the windows' own `Encoding.word_ids` do."""
-    context = "Zoë opened the unbelievably-hyphenated Café Lumière in 1887, thereabouts. " * 4
-    enc = bert_tokenizer(
-        ["Who opened it?"],
-        [context],
-        truncation="only_second",
-        max_length=40,
-        stride=12,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-    )
-    n, width = len(enc["input_ids"]), max(map(len, enc["input_ids"]))
-    offsets = torch.full((n, width, 2), -1, dtype=torch.long)
-    own = torch.full((n, width), -1, dtype=torch.long)
-    for i in range(n):
-        for t, (s, o, w) in enumerate(
-            zip(enc.sequence_ids(i), enc["offset_mapping"][i], enc.word_ids(i), strict=True)
-        ):
-            if s == 1:
-                offsets[i, t] = torch.tensor(o)
-                own[i, t] = w
-    assert n > 3
-    looked_up = context_word_ids(bert_tokenizer, [context] * n, offsets)
-    assert torch.equal(word_offsets(offsets, looked_up), word_offsets(offsets, own))
+    for threshold, first in ((2.5, "alpha"), (1.5, "")):
+        rule = AnswerRule(top_k=2, handle_impossible_answer=True, null_score_diff_threshold=threshold)
+        assert choose(merged, [context], rule)[0]["answers"][0]["answer"] == first
 
 
 # -- the predictor end to end ---------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ token boundaries.  Run: pytest tests/test_properties.py"""
 
 import pytest
 import torch
+from helpers import check_labels, select_answers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_data import check_labels
 
-from lightning_qa.data import collate, prepare_features
-from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+from lightning_qa.decoding import feature_candidates, merge_windows
+from lightning_qa.features import collate, prepare_features
 
 # Characters the uncased WordPiece tokenizer keeps (composed accents are stripped but keep their offsets;
 # an emoji makes its whole word one [UNK]). Word-final characters it deletes (combining accents,

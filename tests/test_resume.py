@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_dirs, sample_args
-from test_evaluation import SMALL, last_metrics
+from helpers import SMALL, last_metrics, run_dirs, sample_args
 
-from lightning_qa.export import load_checkpoint
+from lightning_qa.checkpoint import load_checkpoint
 
 TESTS = str(Path(__file__).resolve().parent)
 

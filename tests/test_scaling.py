@@ -13,11 +13,10 @@ import time
 
 import pytest
 import torch
-from conftest import requires_minilm, run_dirs, sample_args
-from test_evaluation import SMALL, last_metrics
+from helpers import SMALL, last_metrics, requires_minilm, run_dirs, sample_args
 
+from lightning_qa.checkpoint import load_checkpoint
 from lightning_qa.cli import main
-from lightning_qa.export import load_checkpoint
 
 
 @pytest.fixture(scope="module")

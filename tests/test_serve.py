@@ -5,18 +5,15 @@ Run: pytest tests/test_serve.py
 """
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import Server, post
 
 from lightning_qa.cli import main
 
@@ -24,91 +21,16 @@ pytest.importorskip("litserve")
 
 LIMITS = ["--max_context_chars", "2000", "--max_question_chars", "200", "--max_items", "4"]
 MAX_REQUEST_BYTES = 20_000
-STARTUP_S = 180  # spawning the model worker imports torch and transformers: slow on 2 shared cores
 GOOD = {"question": "Who built the mill?", "context": "Ann built the mill in 1887 by the river."}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, body: bytes | str | dict, timeout: float = 60, **headers: str) -> tuple[int, object]:
-    """(status, decoded JSON body) of POST url; a dict body is sent as JSON."""
-    data = json.dumps(body).encode() if isinstance(body, dict | list) else body
-    data = data.encode() if isinstance(data, str) else data
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-class Server:
-    def __init__(self, model: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        args = [
-            "serve",
-            model,
-            "--port",
-            str(self.port),
-            *LIMITS,
-            "--max_request_bytes",
-            str(MAX_REQUEST_BYTES),
-        ]
-        args += ["--max_batch_size", "4", "--batch_timeout", "0.05", "--timeout", "60"]
-        with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lightning_qa.cli", *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: workers included in the clean-up
-            )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"server not ready after {STARTUP_S}s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> int | None:
-        """SIGTERM (graceful: LitServe stops its workers), then SIGKILL whatever is left in the group."""
-        pgid = self.process.pid  # start_new_session: the group id is the child's pid
-        code = None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                code = self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        for _ in range(40):  # give the workers a moment to exit after the main process
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return code
-            time.sleep(0.25)
-        os.killpg(pgid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        return None
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     """One server for the module. At the end, SIGTERM must stop it and its workers (nothing left in its
     process group) with status 0, else its teardown fails."""
-    server = Server(tiny_model_dir, tmp_path_factory.mktemp("serve") / "server.log")
+    args = [*LIMITS, "--max_request_bytes", str(MAX_REQUEST_BYTES)]
+    args += ["--max_batch_size", "4", "--batch_timeout", "0.05", "--timeout", "60"]
+    server = Server(tiny_model_dir, tmp_path_factory.mktemp("serve") / "server.log", args)
     try:
         server.wait_ready()
         yield server

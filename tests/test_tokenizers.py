@@ -13,18 +13,16 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_dirs, sample_args
-from helpers import squad_texts
-from test_data import check_labels
+from helpers import SMALL, check_labels, run_dirs, sample_args, select_answers, squad_texts
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AutoModelForQuestionAnswering, PreTrainedTokenizerFast, RobertaConfig
 
 from lightning_qa.cli import main
-from lightning_qa.data import load_tokenizer, prepare_features
-from lightning_qa.decoding import feature_candidates, merge_windows, select_answers
+from lightning_qa.decoding import feature_candidates, merge_windows
+from lightning_qa.features import prepare_features
 from lightning_qa.io import read_examples
+from lightning_qa.tokenization import load_tokenizer
 
-SMALL = ["--data.max_seq_length", "96", "--data.doc_stride", "32", "--data.max_question_length", "32"]
 # repeated spaces, a tab, a newline, accents: where offsets of sub-word schemes differ most
 ODD_CONTEXT = "Zoë  opened\tthe Café  Lumière in 1887.\nIt closed   in 1901, said Ana Muñoz."
 
@@ -135,9 +133,10 @@ def left_padded_dir(tmp_path_factory, tiny_model_dir) -> str:
     """The tiny DistilBERT with a tokenizer that pads on the left: windows put the context first."""
     out = tmp_path_factory.mktemp("left-padded")
     shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
-    tokenizer = load_tokenizer(tiny_model_dir)
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config["padding_side"] = "left"  # transformers 5 saves no padding_side for a plain tokenizer.json
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    assert load_tokenizer(str(out)).padding_side == "left"
     return str(out)
 
 
@@ -216,22 +215,19 @@ def test_windows_are_the_tokenizer_call_s_and_its_settings_stay(name, request, s
 
 
 @pytest.mark.parametrize("name", [*FAMILIES, "tiny_model_dir"])
-def test_predictor_windows_are_the_tokenizer_call_s(name, request, sample_dir):
-    """The predictor also calls the Rust encoder directly: same windows, words and example of each
-    window as `tokenizer(...)` (what the old pipeline tokenized with)."""
-    from lightning_qa import QAPredictor
-
-    predictor = QAPredictor(request.getfixturevalue(name), device="cpu")
+def test_evaluation_windows_carry_the_tokenizer_call_s_words(name, request, sample_dir):
+    """Evaluation features (what validation, `lightning_qa predict` and `QAPredictor` answer from) keep
+    the example of each window and, for the old pipeline's `align_to_words`, the words of each token
+    exactly as `tokenizer(...)` gives them (what the old pipeline aligned with)."""
+    tokenizer = load_tokenizer(request.getfixturevalue(name))
     records = read_examples(str(sample_dir / "train.json"))[:40] + [odd_record()]
-    questions, contexts = [r["question"] for r in records], [r["context"] for r in records]
-    o = predictor._resolve({**predictor.options, "max_seq_len": 96, "doc_stride": 32})
-    w = predictor._windows(questions, contexts, o)
-    enc = tokenizer_windows(predictor.tokenizer, records)
+    feats = prepare_features(columns(records), tokenizer, 96, 32, 32, for_eval=True, word_ids=True)
+    enc = tokenizer_windows(tokenizer, records)
     assert len(enc["input_ids"]) > len(records)
-    assert w["input_ids"].tolist() == [t for ids in enc["input_ids"] for t in ids]
-    assert w["example"].tolist() == enc["overflow_to_sample_mapping"]
-    words = [-1 if x is None else x for i in range(len(enc["input_ids"])) for x in enc.word_ids(i)]
-    assert w["word_ids"].tolist() == words
+    assert feats["input_ids"] == enc["input_ids"]
+    assert feats["example_index"] == enc["overflow_to_sample_mapping"]
+    words = [[-1 if x is None else x for x in enc.word_ids(i)] for i in range(len(enc["input_ids"]))]
+    assert feats["word_ids"] == words
 
 
 def test_labels_align(family, sample_dir):

@@ -1,0 +1,222 @@
+"""What a run leaves on disk, as Lightning callbacks: evaluation and prediction files, `last.ckpt`, the
+export of the best checkpoint and the training curves. The LightningModule computes; these write."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_qa.answers import best, decode_outputs
+from lightning_qa.evaluate import EVALUATION_FILE
+from lightning_qa.export import export_checkpoint, push_to_hub
+from lightning_qa.model import QAModel, gather_results
+from lightning_qa.model_card import run_config
+from lightning_qa.plots import plot_training_curves
+
+
+class EvaluationWriter(Callback):
+    """After each validation and test: `predictions.json` ({id: answer}; with SQuAD 2.0 `null_odds.json`;
+    with `--model.write_nbest` `nbest_predictions.json`), the official formats, so anyone can re-score a
+    run; and `evaluation.json` with the metrics and the no-answer threshold applied, which `lightning_qa
+    evaluate` finds beside `null_odds.json`.
+
+    It also decides what a run learns from an evaluation: a SQuAD 2.0 no-answer threshold is tuned only on
+    a complete validation (not on the sanity check, nor when `limit_val_batches` cut it short).
+    """
+
+    def on_validation_end(self, trainer: Trainer, pl_module: QAModel) -> None:
+        self._evaluated(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: Trainer, pl_module: QAModel) -> None:
+        self._evaluated(trainer, pl_module, "test")
+
+    def _evaluated(self, trainer: Trainer, pl_module: QAModel, prefix: str) -> None:
+        results = pl_module.last_results
+        if not results:
+            return
+        if trainer.sanity_checking:
+            rank_zero_info(f"Sanity check: decoded and scored {len(results)} example(s) (not logged).")
+            return
+        partial = _partial(trainer, prefix)
+        if partial:
+            rank_zero_info(
+                f"{prefix}: scored only the {len(results)} example(s) seen (batches were limited)."
+            )
+        v2 = pl_module.hparams.version_2_with_negative
+        applied = pl_module.null_threshold
+        if v2 and prefix == "val" and not partial and "best_f1_thresh" in pl_module.last_metrics:
+            pl_module.tuned_null_threshold = pl_module.last_metrics["best_f1_thresh"]
+        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
+        if not trainer.is_global_zero or not run_dir:
+            return
+        os.makedirs(run_dir, exist_ok=True)
+        _write_json(os.path.join(run_dir, "predictions.json"), {r["id"]: best(r)["answer"] for r in results})
+        if v2:
+            _write_json(os.path.join(run_dir, "null_odds.json"), {r["id"]: r["null_odds"] for r in results})
+        if pl_module.hparams.write_nbest:
+            _write_json(
+                os.path.join(run_dir, "nbest_predictions.json"), {r["id"]: r["nbest"] for r in results}
+            )
+        summary = {
+            "split": "validation" if prefix == "val" else "test",
+            "examples": len(results),
+            "complete": not partial,
+            "null_score_diff_threshold": applied if v2 else None,
+            "metrics": pl_module.last_metrics,
+        }
+        _write_json(os.path.join(run_dir, EVALUATION_FILE), summary)
+
+
+def _partial(trainer: Trainer, prefix: str) -> bool:
+    """Whether `limit_val_batches` / `limit_test_batches` left batches out (an int 1 means one batch)."""
+    loaders = trainer.val_dataloaders if prefix == "val" else trainer.test_dataloaders
+    counts = trainer.num_val_batches if prefix == "val" else trainer.num_test_batches
+    loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    return any(n < len(loader) for n, loader in zip(counts, loaders, strict=False))
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Decode every example once all its windows are in, and write one JSON record per example.
+
+    Records: {"id", "answer", "score", "start", "end"}; `start`/`end` are character offsets into the
+    context (answer == context[start:end]; 0, 0 for "no answer") and `score` is the answer's probability
+    among the example's n-best spans (plus the null answer for SQuAD 2.0), or the old pipeline's score
+    with `--model.decoding pipeline`: what `QAPredictor` returns for the same model and settings.
+    """
+
+    def __init__(self, output_file: str | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output_file = output_file
+        self.outputs: list[dict[str, Any]] = []
+        self.single: dict | None = None
+
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.outputs = []
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.outputs.append(prediction)
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: QAModel) -> None:
+        results = gather_results(decode_outputs(self.outputs, pl_module.predict_rule))
+        self.outputs = []
+        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
+        if not trainer.is_global_zero:
+            return
+        results.sort(key=lambda r: r["example_index"])
+        records = [{"id": r["id"], **best(r)} for r in results]
+        records = [{k: r[k] for k in ("id", "answer", "score", "start", "end")} for r in records]
+        path = self.output_file or os.path.join(run_dir or ".", "predictions.jsonl")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(f"{path}.tmp", path)
+        rank_zero_info(f"Wrote {len(records)} prediction(s) to {path}")
+        self.single = records[0] if len(records) == 1 else None
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero and self.single:
+            print(json.dumps(self.single, ensure_ascii=False))  # one question asked: show its answer
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` of the run: written at every epoch end (Lightning 2.6 writes `save_last` only along with a
+    new best) and, with `every_n_train_steps`, also every N optimizer steps, so a long epoch interrupted
+    resumes at the exact batch (`ResumableLoader`). Lightning's triggers are exclusive; this one wants both.
+
+    Args:
+        every_n_train_steps: also write last.ckpt every N optimizer steps (0: only at epoch ends).
+    """
+
+    def __init__(self, every_n_train_steps: int = 0) -> None:
+        super().__init__(
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_train_steps=every_n_train_steps or None,
+        )
+        self._every_n_epochs = 1
+
+
+class ExportBestModel(Callback):
+    """At the end of `fit`, export the best checkpoint (else the last) to `<run dir>/hf_model`.
+
+    Args:
+        push_to_hub: Also upload the exported folder to this Hugging Face hub repository ("user/name"),
+            created if needed (needs a login: `hf auth login` or HF_TOKEN). A failed upload is reported and
+            leaves the local export in place.
+        onnx: Also export `model.onnx`, checked against the PyTorch logits (needs the `onnx` extra).
+    """
+
+    def __init__(self, push_to_hub: str | None = None, onnx: bool = False) -> None:
+        if onnx:  # fail at start-up, not after training
+            from lightning_qa.onnx_export import require
+
+            require("onnx", "onnxscript", "onnxruntime")
+        self.push_to_hub = push_to_hub
+        self.onnx = onnx
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        paths = [cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor]  # best by val/f1
+        paths += [
+            cb.last_model_path or cb.best_model_path for cb in trainer.checkpoint_callbacks
+        ]  # else latest
+        ckpt = next((p for p in paths if p), None)
+        if trainer.is_global_zero and ckpt and os.path.isfile(ckpt):
+            training = {
+                "precision": str(trainer.precision),
+                "max_epochs": trainer.max_epochs,
+                "max_steps": trainer.max_steps,
+                "accumulate_grad_batches": trainer.accumulate_grad_batches,
+                "world_size": trainer.world_size,
+                **{k: v for k, v in run_config(ckpt).items() if k == "seed"},
+            }
+            out = export_checkpoint(
+                ckpt,
+                os.path.join(os.path.dirname(ckpt), "hf_model"),
+                onnx=self.onnx,
+                repo_id=self.push_to_hub,
+                training=training,
+            )
+            rank_zero_info(f"Exported {os.path.basename(ckpt)} in Hugging Face format to {out}")
+            if self.push_to_hub:
+                try:
+                    url = push_to_hub(out, self.push_to_hub)
+                    rank_zero_info(f"Pushed {out} to {url}")
+                except Exception as e:  # the run's result is safe on disk: report, do not fail the run
+                    rank_zero_warn(
+                        f"Pushing {out} to the hub repository {self.push_to_hub} failed: {e}. Retry with "
+                        f"`lightning_qa export {ckpt} {out} --push_to_hub {self.push_to_hub}`."
+                    )
+        trainer.strategy.barrier("lightning_qa_export")
+
+
+class TrainingCurves(Callback):
+    """Write `<run dir>/training_curves.png` when fit ends (needs matplotlib: the `plot` extra)."""
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        run_dir = trainer.log_dir
+        csv_path = os.path.join(run_dir or "", "metrics.csv")
+        if not trainer.is_global_zero or not run_dir:
+            return
+        for logger in trainer.loggers:
+            logger.save()  # flush metrics.csv before reading it
+        if os.path.isfile(csv_path) and plot_training_curves(
+            csv_path, os.path.join(run_dir, "training_curves.png")
+        ):
+            rank_zero_info(f"Training curves: {os.path.join(run_dir, 'training_curves.png')}")
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
