@@ -227,7 +227,10 @@ def run_ours(
 
     if threads:
         torch.set_num_threads(threads)
-    predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, compile=compile, **SETTINGS)
+    # the old rule and every option spelled out: QAPredictor's own defaults may change, the old pipeline's not
+    predictor = QAPredictor(
+        model_dir, device="cpu", dtype=dtype, compile=compile, decoding="pipeline", batch_size=8, **SETTINGS
+    )
     qs = [q["question"] for q in questions]
     cs = [q["context"] for q in questions]
 
