@@ -88,6 +88,10 @@ def worker(config_file: str, out_file: str) -> None:
     )
     qs = [q["question"] for q in cfg["questions"]]
     cs = [q["context"] for q in cfg["questions"]]
+    if "answer_sets" in cfg:  # answers only, under each of several settings (the parity test)
+        sets = [qa(question=qs, context=cs, batch_size=cfg["batch_size"], **s) for s in cfg["answer_sets"]]
+        Path(out_file).write_text(json.dumps({"answer_sets": sets}))
+        return
     settings = cfg["settings"]
 
     def answer(questions, contexts, batch_size):
@@ -268,6 +272,21 @@ def run_old(
         "repeat": repeat,
     }
     return _run_worker(python, config, work)
+
+
+def old_answers(
+    python: Path, model_dir: str, questions: list[dict], settings: list[dict], work: Path, batch_size: int
+) -> list[list]:
+    """The old pipeline's answers to all `questions` under each of `settings` (one list per settings),
+    untimed, from one worker process (the parity test)."""
+    config = {
+        "model_dir": model_dir,
+        "questions": [{"question": q["question"], "context": q["context"]} for q in questions],
+        "answer_sets": settings,
+        "batch_size": batch_size,
+        "dtype": "float32",
+    }
+    return _run_worker(python, config, work)["answer_sets"]
 
 
 def _run_worker(python: Path, config: dict, work: Path) -> dict:
