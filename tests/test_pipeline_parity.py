@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MINILM_DIR, SQUAD_DIR
+from helpers import MINILM_DIR, SQUAD_DIR
 
 from lightning_qa import QAPredictor
 
