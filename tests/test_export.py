@@ -6,6 +6,7 @@ Run: pytest tests/test_export.py
 import contextlib
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -116,6 +117,22 @@ def test_export_writes_model_card_and_decoding_settings(ckpt, tmp_path, capsys):
     assert "QAPredictor(" in body and "AutoModelForQuestionAnswering.from_pretrained(" in body
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_export_directories_get_the_umask_permissions(ckpt, tmp_path, umask):
+    """An export is readable by whoever the user's umask lets read new directories (a temporary
+    directory is 0700 whatever the umask: other users and containers could not load the model)."""
+    from lightning_qa.checkpoint import materialize
+
+    old = os.umask(umask)
+    try:
+        out = export_checkpoint(str(ckpt), str(tmp_path / "model"))
+        cached = materialize(str(ckpt), cache_dir=str(tmp_path / "cache"))
+    finally:
+        os.umask(old)
+    for path in (out, cached):
+        assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask, path
+
+
 def test_model_card_transformers_snippet_runs(ckpt, tmp_path):
     out = tmp_path / "model"
     export_checkpoint(str(ckpt), str(out))
@@ -131,7 +148,6 @@ def test_model_card_transformers_snippet_runs(ckpt, tmp_path):
 
 
 def test_model_card_predictor_snippet_runs(ckpt, tmp_path):
-    pytest.importorskip("lightning_qa.predictor")
     out = tmp_path / "model"
     export_checkpoint(str(ckpt), str(out))
     snippet = next(b for b in code_blocks((out / CARD_FILE).read_text()) if "QAPredictor(" in b)
@@ -217,7 +233,7 @@ def test_onnx_export_of_a_model_with_token_type_ids(tmp_path, bert_tokenizer):
 def test_predictor_answers_the_same_with_onnxruntime(ckpt, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    predictor = pytest.importorskip("lightning_qa.predictor")
+    from lightning_qa import predictor
     from lightning_qa.onnx_export import OnnxQAModel
 
     out = export_checkpoint(str(ckpt), str(tmp_path / "m"), onnx=True)

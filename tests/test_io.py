@@ -309,12 +309,38 @@ def test_shipped_squad_2_sample_reads_with_its_unanswerable_questions(sample_dir
 
 
 @requires_squad
-def test_official_dev_sets_read_cleanly(caplog):
-    with caplog.at_level(logging.WARNING, logger="lightning_qa"):
-        v1 = read_examples(str(SQUAD_DIR / "dev-v1.1.json"))
-        v2 = read_examples(str(SQUAD_DIR / "dev-v2.0.json"))
+def test_official_dev_sets_read_and_every_shifted_start_is_repaired(tmp_path, caplog):
+    v1 = read_examples(str(SQUAD_DIR / "dev-v1.1.json"))
+    v2 = read_examples(str(SQUAD_DIR / "dev-v2.0.json"))
     assert (len(v1), len(v2), sum(not r["answers"]["text"] for r in v2)) == (10570, 11873, 5945)
-    assert caplog.records == []  # no answer start needed moving
+    # shift every answer start of v1.1 by 3 characters: each must come back to an occurrence of its text
+    data = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text())
+    missed = 0
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                for answer in qa["answers"]:
+                    answer["answer_start"] += 3
+                    text, start = answer["text"], answer["answer_start"]
+                    missed += para["context"][start : start + len(text)] != text
+    shifted = tmp_path / "shifted.json"
+    shifted.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="lightning_qa"):
+        repaired = read_examples(str(shifted))
+    assert missed > 30000 and [r.getMessage() for r in caplog.records] == [
+        f"{shifted}: moved {missed} answer_start value(s) to the nearest occurrence of the answer text"
+    ]
+    back = 0
+    for original, record in zip(v1, repaired, strict=True):
+        for text, start, was in zip(
+            record["answers"]["text"],
+            record["answers"]["answer_start"],
+            original["answers"]["answer_start"],
+            strict=True,
+        ):
+            assert record["context"][start : start + len(text)] == text, record["id"]
+            back += start == was
+    assert back > 0.99 * sum(len(r["answers"]["text"]) for r in v1)  # mostly the very same occurrence
 
 
 # -- repairs --------------------------------------------------------------------------------------------------
