@@ -341,11 +341,14 @@ def main(args: list[str] | None = None) -> None:
         "--doc_stride",
         type=int | None,
         default=None,
-        help="Window overlap in tokens (default: QAPredictor's)",
+        help="Window overlap in tokens (default: the model's stored setting, else QAPredictor's)",
     )
     parser.add_argument("--max_answer_len", type=int | None, default=None, help="Longest answer, in tokens")
     parser.add_argument(
-        "--max_seq_len", type=int | None, default=None, help="Tokens per window (default: QAPredictor's)"
+        "--max_seq_len",
+        type=int | None,
+        default=None,
+        help="Tokens per window (default: the model's stored setting, else QAPredictor's)",
     )
     parser.add_argument("--max_question_len", type=int | None, default=None, help="Question tokens kept")
     parser.add_argument(
@@ -356,7 +359,10 @@ def main(args: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch_size", type=int | None, default=None, help="Windows per forward pass")
     parser.add_argument(
-        "--decoding", type=str | None, default=None, help="pipeline (default) or logits ranking"
+        "--decoding",
+        type=str | None,
+        default=None,
+        help="logits or pipeline ranking (default: the rule the model was validated with; pipeline for other models)",
     )
     parser.add_argument("--dtype", type=str | None, default=None, help="fp32 (default), bf16, fp16 or auto")
     parser.add_argument(
