@@ -115,8 +115,7 @@ def rank(
             rule.null_score_diff_threshold,
             window_index=window_index,
         )
-    keep_nbest = rule.keep_nbest or rule.top_k > 1
-    merged = merge_windows(example_index, candidates, pool, keep_nbest=keep_nbest)
+    merged = merge_windows(example_index, candidates, pool, keep_nbest=rule.keep_nbest or rule.top_k > 1)
     return choose(merged, contexts, rule, pool)
 
 
@@ -130,8 +129,8 @@ def choose(
 def _logits_answers(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
     """One example by the logits rule. The null answer ranks above a span when null_score - span score >
     threshold (validation's rule); scores are probabilities over the n-best spans (plus the null when
-    `handle_impossible_answer`); the same character span proposed by two windows counts once. Without
-    n-best lists (top_k 1) the best span and the probabilities `merge_windows` computed suffice."""
+    `handle_impossible_answer`); the same character span proposed by two windows counts once. With
+    top_k 1 the best span and the probabilities `merge_windows` computed suffice."""
     has_span = m["score"] != NEG_INF
     best_text = context[m["start"] : m["end"]] if has_span else ""
     out = {
@@ -141,7 +140,9 @@ def _logits_answers(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
         "best_non_null": best_text,
     }
     impossible = rule.handle_impossible_answer
-    if "nbest" not in m:  # top_k == 1: the best span alone, its probabilities computed by merge_windows
+    if rule.keep_nbest:
+        out["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in m["nbest"]]
+    if rule.top_k == 1:  # the best span alone, its probabilities computed by merge_windows
         answers = []
         if has_span:
             score = m["probability_with_null"] if impossible else m["probability"]
@@ -169,8 +170,6 @@ def _logits_answers(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
         null_rank = m["null_score"] - rule.null_score_diff_threshold
         place = sum(1 for _, logit in ranked if logit >= null_rank)
         answers.insert(place, {"score": probs[-1], "start": 0, "end": 0, "answer": ""})
-    if rule.keep_nbest:
-        out["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in nbest]
     return {**out, "answers": answers[: rule.top_k], "n_spans": len(ranked), "exhausted": len(nbest) < pool}
 
 

@@ -8,15 +8,16 @@ import os
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_qa.answers import best, decode_outputs
 from lightning_qa.evaluate import EVALUATION_FILE
 from lightning_qa.export import export_checkpoint, push_to_hub
-from lightning_qa.model import QAModel, gather_results
+from lightning_qa.model import QAModel
 from lightning_qa.model_card import run_config
 from lightning_qa.plots import plot_training_curves
+from lightning_qa.prediction_file import Layout, PartWriter, finish, plan, read_meta, write_meta
 
 
 class EvaluationWriter(Callback):
@@ -80,50 +81,88 @@ def _partial(trainer: Trainer, prefix: str) -> bool:
     return any(n < len(loader) for n, loader in zip(counts, loaders, strict=False))
 
 
-class PredictionWriter(BasePredictionWriter):
-    """Decode every example once all its windows are in, and write one JSON record per example.
+RECORD = ("answer", "score", "start", "end")  # after "id", in this order
+
+
+class PredictionWriter(Callback):
+    """Write one JSON record per question, chunk by chunk as they are answered, in input order; resume a
+    killed run; under DDP each rank writes its part and rank 0 merges them (see `prediction_file`).
 
     Records: {"id", "answer", "score", "start", "end"}; `start`/`end` are character offsets into the
     context (answer == context[start:end]; 0, 0 for "no answer") and `score` is the answer's probability
     among the example's n-best spans (plus the null answer for SQuAD 2.0), or the old pipeline's score
     with `--model.decoding pipeline`: what `QAPredictor` returns for the same model and settings.
+    Nothing is kept past its chunk: memory does not grow with the number of questions.
     """
 
-    def __init__(self, output_file: str | None = None) -> None:
-        super().__init__(write_interval="batch")
-        self.output_file = output_file
-        self.outputs: list[dict[str, Any]] = []
+    def __init__(self, output_file: str | None = None, overwrite: bool = False) -> None:
+        self.output_file, self.overwrite = output_file, overwrite
+        self.outputs: dict[int, list[dict[str, Any]]] = {}  # step outputs of the chunks in flight
+        self.part: PartWriter | None = None
         self.single: dict | None = None
 
-    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.outputs = []
-
-    def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self.outputs.append(prediction)
-
-    def on_predict_epoch_end(self, trainer: Trainer, pl_module: QAModel) -> None:
-        results = gather_results(decode_outputs(self.outputs, pl_module.predict_rule))
-        self.outputs = []
-        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
-        if not trainer.is_global_zero:
+    def setup(self, trainer: Trainer, pl_module: QAModel, stage: str) -> None:
+        if stage != "predict":
             return
-        results.sort(key=lambda r: r["example_index"])
-        records = [{"id": r["id"], **best(r)} for r in results]
-        records = [{k: r[k] for k in ("id", "answer", "score", "start", "end")} for r in records]
-        path = self.output_file or os.path.join(run_dir or ".", "predictions.jsonl")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(f"{path}.tmp", path)
-        rank_zero_info(f"Wrote {len(records)} prediction(s) to {path}")
-        self.single = records[0] if len(records) == 1 else None
+        dm = trainer.datamodule
+        run_dir = trainer.log_dir  # a collective (broadcast): every rank must ask
+        self.path = os.path.abspath(self.output_file or os.path.join(run_dir or ".", "predictions.jsonl"))
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.layout = Layout(dm.n_predict, dm.hparams.predict_chunk_size, trainer.world_size)
+        self.fingerprint = _fingerprint(trainer, pl_module, dm)
+        todo = plan(self.path, self.fingerprint, self.layout, trainer.global_rank, self.overwrite)
+        self.complete = not todo and read_meta(self.path) is not None and not self.overwrite
+        trainer.strategy.barrier("lightning_qa_predict_plan")  # every rank read the meta before it changes
+        if trainer.is_global_zero and not self.complete:
+            write_meta(self.path, self.fingerprint, self.layout, complete=False)
+        dm.predict_todo = todo
+        self.part = PartWriter(self.path, self.layout, trainer.global_rank, todo)
+        if self.complete:
+            rank_zero_info(f"{self.path} is complete ({dm.n_predict} answers): nothing to do")
 
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.is_global_zero and self.single:
-            print(json.dumps(self.single, ensure_ascii=False))  # one question asked: show its answer
+    def on_predict_batch_end(
+        self, trainer, pl_module, prediction, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        chunk = batch["chunk"]
+        self.outputs.setdefault(chunk, []).append(prediction)
+        if batch["chunk_done"]:
+            results = decode_outputs(self.outputs.pop(chunk), pl_module.predict_rule)
+            records = []
+            for r in results:
+                answer = best(r)
+                records.append({"id": r["id"], **{k: answer[k] for k in RECORD}})
+            self.part.add(chunk, records)
+
+    def on_predict_end(self, trainer: Trainer, pl_module: QAModel) -> None:
+        self.part.close()
+        trainer.strategy.barrier("lightning_qa_predict_parts")
+        if trainer.is_global_zero and not self.complete:
+            finish(self.path, self.fingerprint, self.layout)
+            rank_zero_info(f"Wrote {self.layout.n_records} prediction(s) to {self.path}")
+        trainer.strategy.barrier("lightning_qa_predict_done")
+        if trainer.is_global_zero and self.layout.n_records == 1:  # one question asked: show its answer
+            with open(self.path, encoding="utf-8") as f:
+                print(f.readline().rstrip("\n"))
+
+
+def _fingerprint(trainer: Trainer, pl_module: QAModel, dm: Any) -> dict[str, Any]:
+    """What makes an output: the model (its checkpoint file, or its name), the answer rule and window
+    settings, the batching (windows per batch, padding: they round the scores) and the input."""
+    hp = dm.hparams
+    source = hp.predict_file
+    return {
+        "model": _signature(trainer.ckpt_path) if trainer.ckpt_path else pl_module.hparams.model_name_or_path,
+        "precision": str(trainer.precision),
+        "rule": {k: v for k, v in pl_module.predict_rule.__dict__.items()},
+        "windows": [hp.max_seq_length, hp.doc_stride, hp.max_question_length],
+        "batching": [hp.eval_batch_size, hp.pad_to_multiple_of],
+        "input": _signature(source) if source else [hp.question, hp.context],
+    }
+
+
+def _signature(path: str) -> list:
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -57,7 +57,14 @@ class QACLI(LightningCLI):
             "--predictions_file",
             type=str | None,
             default=None,
-            help="predict: JSON Lines output (default <run dir>/predictions.jsonl)",
+            help="predict: JSON Lines output (default <run dir>/predictions.jsonl); the same file again "
+            "continues an interrupted run",
+        )
+        parser.add_argument(
+            "--overwrite_predictions",
+            type=bool,
+            default=False,
+            help="predict: start --predictions_file afresh (a complete one is otherwise kept, another run's refused)",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(
@@ -108,7 +115,12 @@ class QACLI(LightningCLI):
             cfg.model.model_name_or_path = cfg.data.model_name_or_path = model_dir
             cfg.model.pretrained = False
         if self.subcommand == "predict":
-            self.trainer_defaults_callbacks = [PredictionWriter(cfg.get("predictions_file"))]
+            writer = PredictionWriter(cfg.get("predictions_file"), bool(cfg.get("overwrite_predictions")))
+            self.trainer_defaults_callbacks = [writer]
+            if cfg.get("return_predictions") is None:
+                cfg.return_predictions = (
+                    False  # the writer streams answers to disk; keeping them grows memory
+                )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves(), EvaluationWriter()]

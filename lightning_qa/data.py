@@ -10,10 +10,12 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,11 @@ import datasets
 import torch
 from filelock import FileLock
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
-from lightning_qa.features import LABELS, MODEL_INPUTS, Collator, prepare_features
-from lightning_qa.io import DataError, read_examples
+from lightning_qa.features import LABELS, MODEL_INPUTS, Collator, chunk_batches, prepare_features
+from lightning_qa.io import DataError, count_examples, iter_examples, read_examples
 from lightning_qa.samplers import ExampleShardSampler, LengthGroupedSampler, ResumableLoader, ShuffledSampler
 from lightning_qa.tokenization import cut_questions, load_tokenizer, question_budget
 
@@ -68,6 +70,7 @@ LOADER_SETTINGS = (
     "shuffle",
     "cache_dir",
     "trust_remote_code",
+    "predict_chunk_size",  # the predict split is streamed, never cached
 )
 
 
@@ -162,6 +165,8 @@ class SquadDataModule(LightningDataModule):
         max_question_length: Questions longer than this many tokens are truncated (with a warning).
         train_batch_size: Windows per training batch (per device).
         eval_batch_size: Windows per validation/test/predict batch (per device).
+        predict_chunk_size: `predict` streams its questions: this many are read, tokenized, sorted by
+            window length and answered together, so memory depends on it, not on the file's size.
         num_workers: DataLoader worker processes.
         pad_to_multiple_of: Round each batch's padded length up to a multiple of this (None: no rounding).
         group_by_length: Batch training windows of similar length together (shuffled buckets).
@@ -194,6 +199,7 @@ class SquadDataModule(LightningDataModule):
         max_question_length: int = 64,
         train_batch_size: int = 16,
         eval_batch_size: int = 16,
+        predict_chunk_size: int = 256,
         num_workers: int = 0,
         pad_to_multiple_of: int | None = 8,
         group_by_length: bool = False,
@@ -213,6 +219,8 @@ class SquadDataModule(LightningDataModule):
         self.features: dict[str, datasets.Dataset] = {}
         self._train_loader: ResumableLoader | None = None
         self._train_position: dict[str, int] | None = None  # restored from a checkpoint, applied once
+        self.n_predict = 0  # questions to predict, counted by the pre-pass (`io.count_examples`)
+        self.predict_todo: list[int] | None = None  # chunks still to answer (set by the prediction writer)
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -224,6 +232,8 @@ class SquadDataModule(LightningDataModule):
                 tokenizer, hp.max_seq_length, hp.doc_stride, hp.max_question_length
             )
             self._tokenizer = tokenizer
+            # the cache key holds the tokenizer's content (hashed once: its JSON is ~1 MB for a BERT vocabulary)
+            self._tokenizer_key = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
         return self._tokenizer
 
     # -- examples ---------------------------------------------------------------------------------------
@@ -239,11 +249,6 @@ class SquadDataModule(LightningDataModule):
     def load_examples(self, split: str) -> datasets.Dataset | None:
         """Examples of one split (id, title, question, context, answers), or None if not configured."""
         hp = self.hparams
-        if split == "predict" and hp.question is not None:
-            if not hp.context:
-                raise ValueError("--data.question needs --data.context")
-            record = {"id": "0", "title": "", "question": hp.question, "context": hp.context}
-            return datasets.Dataset.from_list([{**record, "answers": {"text": [], "answer_start": []}}])
         if self._holds_out_validation() and split in ("train", "validation"):
             records = read_examples(
                 hp.train_file,
@@ -306,7 +311,7 @@ class SquadDataModule(LightningDataModule):
             _file_signature(source) if source else [hp.dataset_name, hp.dataset_config_name],
             [hp.validation_split, hp.seed] if held_out else None,
             self._limit(split),
-            hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest(),
+            self._tokenizer_key,
             [type(tok).__name__, tok.padding_side, tok.split_special_tokens],
             datasets.__version__,
         )
@@ -314,8 +319,6 @@ class SquadDataModule(LightningDataModule):
     def _build_features(self, split: str) -> datasets.Dataset | None:
         """Features of a split from the on-disk cache, tokenizing first if needed. A file lock makes one
         process per machine tokenize (also with several local "nodes"); the others wait and read."""
-        if split == "predict" and self.hparams.question is not None:
-            return self._tokenize(split, None)  # one ad-hoc question: nothing worth caching
         if not self._configured(split):
             return None
         cache_file = os.path.join(self.cache_dir, "features", f"{split}-{self._fingerprint(split)}.arrow")
@@ -362,7 +365,6 @@ class SquadDataModule(LightningDataModule):
                 doc_stride=hp.doc_stride,
                 max_question_length=None,  # cut above
                 for_eval=split != "train",
-                word_ids=split == "predict",  # `--model.decoding pipeline` aligns answers to words
             ),
             cache_file_name=cache_file,
             new_fingerprint=self._fingerprint(split) if cache_file else None,
@@ -384,16 +386,39 @@ class SquadDataModule(LightningDataModule):
         """Tokenize once per machine (local rank 0); `setup` on every rank then reads the cache."""
         stage = self.trainer.state.fn.value if self.trainer is not None and self.trainer.state.fn else None
         for split in self._stages(stage):
-            if split == "predict" and self.hparams.question is not None:
-                continue
-            self._build_features(split)
+            if split != "predict":
+                self._build_features(split)
 
     def setup(self, stage: str | None = None) -> None:
         for split in self._stages(stage):
-            if split not in self.features:
+            if split == "predict":
+                self.n_predict = self._count_predict()
+            elif split not in self.features:
                 built = self._build_features(split)
                 if built is not None:
                     self.features[split] = built
+
+    def _count_predict(self) -> int:
+        """Check every question to predict before any model work (a streaming pre-pass), keeping none."""
+        hp = self.hparams
+        if hp.question is not None:
+            if not hp.context:
+                raise ValueError("--data.question needs --data.context")
+            return 1
+        if hp.predict_file is None:
+            raise ValueError(
+                "no predict data: set --data.predict_file (or --data.question and --data.context)"
+            )
+        n = count_examples(hp.predict_file, hp.on_bad_record)
+        return min(n, hp.max_predict_samples) if hp.max_predict_samples is not None else n
+
+    def predict_records(self) -> Iterator[dict]:
+        """The questions to predict, read again one at a time."""
+        hp = self.hparams
+        if hp.question is not None:
+            yield {"id": "0", "question": hp.question, "context": hp.context}
+            return
+        yield from islice(iter_examples(hp.predict_file), self.n_predict)
 
     # -- loaders ----------------------------------------------------------------------------------------
     def _collator(self) -> Collator:
@@ -464,7 +489,15 @@ class SquadDataModule(LightningDataModule):
         return self._eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("predict")
+        """Batches straight from the streamed questions (`PredictStream`): nothing is cached or kept."""
+        if not self.n_predict:
+            self.setup("predict")
+        world, rank = self._world()
+        hp = self.hparams
+        chunks = self.predict_todo
+        if chunks is None:
+            chunks = list(range(rank, math.ceil(self.n_predict / hp.predict_chunk_size), world))
+        return DataLoader(PredictStream(self, chunks), batch_size=None, num_workers=hp.num_workers)
 
     def _require(self, split: str) -> datasets.Dataset:
         if split not in self.features:
@@ -484,6 +517,41 @@ class SquadDataModule(LightningDataModule):
     def n_examples(self, split: str) -> int:
         features = self._require(split)
         return (max(features["example_index"]) + 1) if len(features) else 0
+
+
+class PredictStream(IterableDataset):
+    """The predict split as batches, streamed: questions are read `predict_chunk_size` at a time, and each
+    chunk of this rank's (`chunks`) is tokenized, sorted by window length and batched (`chunk_batches`).
+    Its batches carry the chunk's number, and its last one says the chunk is done, so the prediction
+    writer decodes and writes each chunk as soon as it is answered. DataLoader workers split the chunks.
+    """
+
+    def __init__(self, datamodule: SquadDataModule, chunks: list[int]) -> None:
+        self.dm, self.chunks = datamodule, chunks
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        hp, tokenizer = self.dm.hparams, self.dm.tokenizer
+        worker = get_worker_info()
+        mine = set(self.chunks[worker.id :: worker.num_workers] if worker else self.chunks)
+        records = self.dm.predict_records()
+        size = hp.predict_chunk_size
+        for chunk in range(max(mine, default=-1) + 1):
+            rows = list(islice(records, size))
+            if chunk not in mine:
+                continue
+            columns = {k: [r[k] for r in rows] for k in ("id", "question", "context")}
+            for batch in chunk_batches(
+                columns,
+                tokenizer,
+                max_seq_length=hp.max_seq_length,
+                doc_stride=hp.doc_stride,
+                max_question_length=hp.max_question_length,
+                batch_size=hp.eval_batch_size,
+                pad_to_multiple_of=hp.pad_to_multiple_of,
+                word_ids=True,  # `--model.decoding pipeline` aligns answers to whole words
+                first_index=chunk * size,
+            ):
+                yield {**batch, "chunk": chunk}
 
 
 def sample_path(name: str) -> str:

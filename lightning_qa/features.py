@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -216,3 +216,46 @@ class Collator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         return collate(features, self.pad_token_id, self.pad_to_multiple_of)
+
+
+def chunk_batches(
+    examples: dict[str, list],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    max_question_length: int,
+    batch_size: int,
+    pad_to_multiple_of: int | None = None,
+    word_ids: bool = False,
+    first_index: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """A chunk of examples (columns id, question, context) as padded evaluation batches, longest windows
+    first, so little is padded; `lightning_qa predict` and `QAPredictor` both answer through this.
+
+    Windows carry their example's index (`first_index` + row) and their position in the chunk
+    (`feature_index`, which orders an example's windows); the chunk's last batch has "chunk_done": True,
+    when every window of every example of the chunk has been handed out. Memory is one chunk's.
+    """
+    n = len(examples["question"])
+    columns = {**examples, "__index__": list(range(first_index, first_index + n))}
+    features = prepare_features(
+        columns, tokenizer, max_seq_length, doc_stride, max_question_length, for_eval=True, word_ids=word_ids
+    )
+    keys = [
+        k
+        for k in (*MODEL_INPUTS, "offsets", "cls_index", "example_index", "word_ids", *TEXT_KEYS)
+        if k in features
+    ]
+    lengths = np.fromiter(map(len, features["input_ids"]), np.int64, len(features["input_ids"]))
+    order = np.argsort(-lengths, kind="stable").tolist()
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo : lo + batch_size]
+        batch = collate(
+            [{**{k: features[k][i] for k in keys}, "feature_index": i} for i in rows],
+            pad_token_id,
+            pad_to_multiple_of,
+        )
+        batch["chunk_done"] = lo + batch_size >= len(order)
+        yield batch

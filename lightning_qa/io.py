@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,64 @@ def _is_version_2(obj: Any, rows: list[Row]) -> bool:
     )
 
 
+def _checked(
+    path: str, rows: Iterable[Row], need_answers: bool, unanswerable: bool
+) -> Iterator[tuple[dict | None, list[str], int]]:
+    """Check rows one at a time: (clean record, [], answer starts moved) or (None, its problems, 0), each
+    problem naming the file and the record. Duplicate ids are found by hash, so a stream of millions of
+    records keeps only one integer per id; the first use of a duplicated id is then looked up again."""
+    seen: set[int] = set()
+    for at, row in rows:
+        clean, fixed, name = None, 0, _name(at, row)
+        if isinstance(row, json.JSONDecodeError):
+            errs = [f"not valid JSON ({row.msg} at column {row.colno})"]
+        elif isinstance(row, str):  # a structural problem found while flattening
+            errs = [row]
+        elif not isinstance(row, dict):
+            errs = ["a record must be a JSON object"]
+        else:
+            clean, errs, fixed = _check_record(row, need_answers, unanswerable)
+        if clean is not None and hash(clean["id"]) in seen:
+            first = _first_use(rows, clean["id"], at, need_answers, unanswerable)
+            if first is not None:
+                name = name if at.startswith("line ") else f"{at} (id {clean['id']!r})"
+                clean, errs = None, [f"duplicate id, first used at {first}"]
+        if clean is not None:
+            seen.add(hash(clean["id"]))
+        yield clean, ([f"{path}: {name}: {e}" for e in errs] if clean is None else []), fixed
+
+
+def _first_use(
+    rows: Iterable[Row], rid: str, before: str, need_answers: bool, unanswerable: bool
+) -> str | None:
+    """Where `rid` was first used as a good record's id before position `before` (None: a hash clash).
+    Rows are read again from the start (a list, or a file re-read), which only duplicates cost."""
+    for at, row in rows:
+        if at == before:
+            return None
+        if isinstance(row, dict) and str(row.get("id")) == rid:
+            if _check_record(row, need_answers, unanswerable)[0] is not None:
+                return at
+    return None
+
+
+def _report(
+    path: str, problems: list[str], n_problems: int, bad: int, kept: int, moved: int, on_bad_record: str
+) -> None:
+    """One warning for moved answer starts; every problem raised together (the first `MAX_REPORTED` shown,
+    all counted), or one warning when skipping."""
+    if moved:
+        log.warning(
+            f"{path}: moved {moved} answer_start value(s) to the nearest occurrence of the answer text"
+        )
+    if problems and on_bad_record == "error":
+        raise DataError(problems, total=n_problems)
+    if problems:
+        log.warning(f"{path}: skipped {bad} unusable record(s), kept {kept}; first: {problems[0]}")
+    if not kept:
+        raise DataError([f"{path}: no usable questions left"])
+
+
 def read_examples(
     path: str, need_answers: bool = True, on_bad_record: str = "error", allow_unanswerable: bool = False
 ) -> list[dict]:
@@ -257,35 +316,81 @@ def read_examples(
         raise DataError([f"{path}: no questions found"])
     unanswerable = allow_unanswerable or _is_version_2(obj, rows)
     records, problems, bad, moved = [], [], 0, 0
-    first_at: dict[str, str] = {}
-    for at, row in rows:
-        clean, fixed, name = None, 0, _name(at, row)
-        if isinstance(row, json.JSONDecodeError):
-            errs = [f"not valid JSON ({row.msg} at column {row.colno})"]
-        elif isinstance(row, str):  # a structural problem found while flattening
-            errs = [row]
-        elif not isinstance(row, dict):
-            errs = ["a record must be a JSON object"]
-        else:
-            clean, errs, fixed = _check_record(row, need_answers, unanswerable)
-        if clean is not None and clean["id"] in first_at:
-            name = name if at.startswith("line ") else f"{at} (id {clean['id']!r})"
-            clean, errs = None, [f"duplicate id, first used at {first_at[clean['id']]}"]
+    for clean, errs, fixed in _checked(path, rows, need_answers, unanswerable):
         if clean is None:
-            problems += [f"{path}: {name}: {e}" for e in errs]
+            problems += errs
             bad += 1
-            continue
-        first_at[clean["id"]] = at
-        moved += fixed
-        records.append(clean)
-    if moved:
-        log.warning(
-            f"{path}: moved {moved} answer_start value(s) to the nearest occurrence of the answer text"
-        )
-    if problems and on_bad_record == "error":
-        raise DataError(problems)
-    if problems:
-        log.warning(f"{path}: skipped {bad} unusable record(s), kept {len(records)}; first: {problems[0]}")
-    if not records:
-        raise DataError([f"{path}: no usable questions left"])
+        else:
+            records.append(clean)
+            moved += fixed
+    _report(path, problems, len(problems), bad, len(records), moved, on_bad_record)
     return records
+
+
+# -- streaming: questions to predict, from files larger than memory ------------------------------------------
+class _Rows:
+    """The rows of a file to predict, read again on each iteration: JSON Lines line by line (a file larger
+    than memory works), a JSON document whole (SQuAD JSON is one document)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines = _starts_with_a_record(path)
+
+    def __iter__(self) -> Iterator[Row]:
+        if not self.lines:
+            obj, rows = _parse(self.path, _read_text(self.path))
+            yield from _squad_rows(self.path, obj) if rows is None else rows
+            return
+        n = 0
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="\n") as f:
+                for n, line in enumerate(f, 1):  # noqa: B007 - n names the line of a decoding error
+                    if line.strip():
+                        try:
+                            yield f"line {n}", json.loads(line)
+                        except json.JSONDecodeError as e:
+                            yield f"line {n}", e
+        except UnicodeDecodeError:
+            raise DataError([f"{self.path}: not UTF-8 text (after line {n}); save it as UTF-8"]) from None
+
+
+def _starts_with_a_record(path: str) -> bool:
+    """Whether the file is JSON Lines of records: its first non-empty line is one whole record."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="\n") as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        return _is_record(json.loads(line))
+                    except json.JSONDecodeError:
+                        return False  # a pretty-printed document, or a bad first line: read it whole
+    except (OSError, UnicodeDecodeError):
+        return False  # reading it whole reports the problem
+    return False
+
+
+def count_examples(path: str, on_bad_record: str = "error") -> int:
+    """The pre-pass over a file to predict: check every record as `read_examples` does (answers are not
+    read), report problems the same way, and return how many records are usable, keeping none."""
+    if on_bad_record not in ON_BAD_RECORD:
+        raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, not {on_bad_record!r}")
+    problems: list[str] = []  # the first ones, to show; all are counted
+    n_problems = bad = kept = 0
+    for clean, errs, _ in _checked(path, _Rows(path), need_answers=False, unanswerable=True):
+        if clean is None:
+            bad += 1
+            n_problems += len(errs)
+            problems += errs[: MAX_REPORTED - len(problems)]
+        else:
+            kept += 1
+    if not bad and not kept:
+        raise DataError([f"{path}: no questions found"])
+    _report(path, problems, n_problems, bad, kept, 0, on_bad_record)
+    return kept
+
+
+def iter_examples(path: str) -> Iterator[dict]:
+    """The usable records of a file `count_examples` checked, read again, one at a time."""
+    for clean, _, _ in _checked(path, _Rows(path), need_answers=False, unanswerable=True):
+        if clean is not None:
+            yield clean

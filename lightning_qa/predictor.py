@@ -58,16 +58,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from lightning_qa import checkpoint as ckpt_io
 from lightning_qa.answers import AnswerRule, best, rank, window_candidates
-from lightning_qa.features import collate, model_inputs, prepare_features
+from lightning_qa.features import chunk_batches, model_inputs
 from lightning_qa.tokenization import load_tokenizer, question_budget
 
 DTYPES = {
@@ -97,8 +97,6 @@ OPTIONS: dict[str, tuple[str | None, Any]] = {
     "null_score_diff_threshold": ("null_score_diff_threshold", 0.0),
     "n_candidates": (None, None),
 }
-EXAMPLES_PER_PASS = 4096  # bounds the memory of one tokenization + forward pass over a long list
-WINDOW_KEYS = ("input_ids", "token_type_ids", "offsets", "cls_index", "word_ids")
 
 
 class QAPredictor:
@@ -252,24 +250,28 @@ class QAPredictor:
         """One result per question (see `__call__`): always a list, even for one question."""
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
-        for name, texts in (("question", questions), ("context", contexts)):
-            for text in texts:
-                if not isinstance(text, str) or not text:
-                    raise ValueError(f"every {name} must be a non-empty string, got {text!r}")
+        return list(self.stream(zip(questions, contexts, strict=True), **options))
+
+    def stream(
+        self, records: Iterable[dict | tuple[str, str]], chunk_size: int = 256, **options: Any
+    ) -> Iterator[dict | list]:
+        """Answer an iterable of questions lazily, in order, in bounded memory: `chunk_size` questions are
+        read, tokenized, sorted by window length and answered together (`batch_size` stays the windows
+        per forward pass), then yielded; a generator over a file of millions of questions works.
+
+        Records are {"question", "context"} dicts (other keys ignored) or (question, context) pairs; each
+        result is what `__call__` gives for one question. Keyword options apply to every question.
+        """
         o = self._resolve({**self.options, **_check_options(options)})
-        if not questions:
-            return []
-        with self._lock:
-            ranked: list[dict] = []
-            for lo in range(0, len(questions), EXAMPLES_PER_PASS):
-                ranked += self._rank(
-                    list(questions[lo : lo + EXAMPLES_PER_PASS]),
-                    list(contexts[lo : lo + EXAMPLES_PER_PASS]),
-                    o,
-                )
-        if o["top_k"] == 1:
-            return [best(r) for r in ranked]
-        return [[dict(a) for a in r["answers"]] for r in ranked]
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        records = iter(records)
+        while chunk := list(islice(records, chunk_size)):
+            questions, contexts = zip(*(_pair(r) for r in chunk), strict=True)
+            with self._lock:
+                ranked = self._rank(list(questions), list(contexts), o)
+            for r in ranked:
+                yield best(r) if o["top_k"] == 1 else [dict(a) for a in r["answers"]]
 
     # -- internals ----------------------------------------------------------------------------------------
     def _resolve(self, o: dict[str, Any]) -> dict[str, Any]:
@@ -320,35 +322,42 @@ class QAPredictor:
     def _rank_pass(
         self, questions: list[str], contexts: list[str], o: dict[str, Any], pool: int
     ) -> list[dict]:
-        """Windows as training makes them (`features.prepare_features`), longest first in batches of
-        `batch_size`, padded by `features.collate`, reduced and ranked by `answers`."""
+        """The chunk's windows batched as `lightning_qa predict` batches them (`features.chunk_batches`),
+        reduced and ranked by `answers`."""
         rule = o["rule"]
         examples = {"id": [str(i) for i in range(len(questions))], "question": questions, "context": contexts}
-        features = prepare_features(
+        batches = chunk_batches(
             examples,
             self.tokenizer,
-            o["max_seq_len"],
-            o["doc_stride"],
-            o["max_question_len"],
-            for_eval=True,
+            max_seq_length=o["max_seq_len"],
+            doc_stride=o["doc_stride"],
+            max_question_length=o["max_question_len"],
+            batch_size=o["batch_size"],
             word_ids=rule.align_to_words,
         )
-        keys = [k for k in WINDOW_KEYS if k in features]
-        lengths = np.fromiter(map(len, features["input_ids"]), np.int64, len(features["input_ids"]))
-        order = np.argsort(-lengths, kind="stable")  # longest first: little padding per batch
-        parts: list[dict[str, Tensor]] = []
+        outputs = []
         with torch.inference_mode():
-            for lo in range(0, order.size, o["batch_size"]):
-                rows = order[lo : lo + o["batch_size"]].tolist()
-                batch = collate([{k: features[k][i] for k in keys} for i in rows], self.pad_token_id, None)
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                start, end = self._forward(batch)
-                parts.append(
-                    {k: v.cpu() for k, v in window_candidates(batch, start, end, rule, pool).items()}
+            for batch in batches:
+                inputs = {
+                    k: batch[k].to(self.device)
+                    for k in (*self.input_names, "offsets", "cls_index", "word_ids")
+                    if k in batch
+                }
+                start, end = self._forward(inputs)
+                cands = window_candidates(inputs, start, end, rule, pool)
+                outputs.append(
+                    {
+                        **{k: v.cpu() for k, v in cands.items()},
+                        **{k: batch[k] for k in ("example_index", "feature_index")},
+                    }
                 )
-        cands = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        example_index = np.asarray(features["example_index"], np.int64)[order]
-        return rank(example_index, order, cands, contexts, rule, pool)
+        cands = {
+            k: torch.cat([p[k] for p in outputs]) for k in ("start_char", "end_char", "score", "null_score")
+        }
+        example_index = torch.cat([p["example_index"] for p in outputs])
+        return rank(
+            example_index, torch.cat([p["feature_index"] for p in outputs]), cands, contexts, rule, pool
+        )
 
     def _forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         out = self._run(**{k: batch[k] for k in self.input_names})
@@ -415,6 +424,17 @@ def _normalize(args: tuple, question: Any, context: Any) -> tuple[list[str], lis
     if len(questions) != len(contexts):
         raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
     return questions, contexts, False
+
+
+def _pair(record: dict | tuple[str, str]) -> tuple[str, str]:
+    """A streamed record's (question, context), checked as a list's are."""
+    question, context = (
+        (_field(record, "question"), _field(record, "context")) if isinstance(record, dict) else record
+    )
+    for name, text in (("question", question), ("context", context)):
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"every {name} must be a non-empty string, got {text!r}")
+    return question, context
 
 
 def _field(item: dict, key: str) -> str:

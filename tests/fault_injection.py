@@ -42,3 +42,15 @@ class KillAtStep(Callback):
         if trainer.global_step == self.step and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAtPredictBatch(Callback):
+    """SIGKILL this very process when predict batch `batch` is about to run (once, like `KillAtEpoch`)."""
+
+    def __init__(self, batch: int, marker: str) -> None:
+        self.batch, self.marker = batch, marker
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == self.batch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)

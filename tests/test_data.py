@@ -182,21 +182,35 @@ def test_datamodule_limits_examples_and_caches(tmp_path, tiny_model_dir, sample_
     assert sorted(f for f in os.listdir(tmp_path / "features") if not f.endswith(".lock")) == cached
 
 
-def test_jsonl_and_single_question(tmp_path, tiny_model_dir):
+def test_predict_split_is_streamed_in_chunks_and_never_cached(tmp_path, tiny_model_dir, sample_dir):
     path = tmp_path / "q.jsonl"
     rows = [
         {"id": "x1", "question": "Where?", "context": "In Paris."},
         {"id": "x2", "question": "Who?", "context": "Ann did."},
+        {"id": "x3", "question": "When?", "context": "In 1887, Ann did. " * 40},  # several windows
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    dm = SquadDataModule(tiny_model_dir, predict_file=str(path), cache_dir=str(tmp_path))
+    dm = SquadDataModule(
+        tiny_model_dir,
+        predict_file=str(path),
+        cache_dir=str(tmp_path),
+        predict_chunk_size=2,
+        max_seq_length=64,
+        doc_stride=16,
+    )
     dm.setup("predict")
-    assert dm.features["predict"]["example_id"] == ["x1", "x2"]
-    cached = os.listdir(tmp_path / "features")
+    assert dm.n_predict == 3 and [r["id"] for r in dm.predict_records()] == ["x1", "x2", "x3"]
+    batches = list(dm.predict_dataloader())
+    chunks = [b["chunk"] for b in batches]
+    assert chunks == sorted(chunks) and set(chunks) == {0, 1}  # chunk 0's batches, then chunk 1's
+    assert [b["chunk_done"] for b in batches].count(True) == 2  # one per chunk, on its last batch
+    chunk_1 = [b for b in batches if b["chunk"] == 1]
+    assert {i for b in chunk_1 for i in b["example_index"].tolist()} == {2}  # the third question's windows
+    assert sum(len(b["example_index"]) for b in chunk_1) > 1
+    assert not os.path.exists(tmp_path / "features")  # nothing cached
     single = SquadDataModule(tiny_model_dir, question="Who?", context="Ann did.", cache_dir=str(tmp_path))
-    single.setup("predict")
-    assert single.features["predict"]["context"] == ["Ann did."]
-    assert os.listdir(tmp_path / "features") == cached  # one ad-hoc question is not worth a cache file
+    (batch,) = list(single.predict_dataloader())
+    assert batch["context"] == ["Ann did."] and batch["example_id"] == ["0"] and batch["chunk_done"]
 
 
 def test_length_grouped_sampler_splits_global_batches_between_ranks():
