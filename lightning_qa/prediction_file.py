@@ -67,7 +67,9 @@ def write_meta(path: str, fingerprint: dict[str, Any], layout: Layout, complete:
     os.replace(tmp, path + META_SUFFIX)
 
 
-def plan(path: str, fingerprint: dict[str, Any], layout: Layout, rank: int, overwrite: bool = False) -> list[int]:
+def plan(
+    path: str, fingerprint: dict[str, Any], layout: Layout, rank: int, overwrite: bool = False
+) -> list[int]:
     """The chunks this rank still has to answer, its part cut back to its last whole chunk.
 
     Raises `PredictionFileError` for an output that is not ours to continue: one without the meta file,
@@ -140,7 +142,9 @@ class PartWriter:
 
     def add(self, chunk: int, records: list[dict]) -> None:
         if len(records) != self.layout.size(chunk):
-            raise RuntimeError(f"chunk {chunk}: {len(records)} answers for {self.layout.size(chunk)} questions")
+            raise RuntimeError(
+                f"chunk {chunk}: {len(records)} answers for {self.layout.size(chunk)} questions"
+            )
         self.pending[chunk] = records
         while self.todo and self.todo[0] in self.pending:
             for r in self.pending.pop(self.todo.pop(0)):
