@@ -14,7 +14,7 @@ import transformers
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichModelSummary
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from lightning_qa import checkpoint as ckpt_io
@@ -29,6 +29,7 @@ from lightning_qa.data import SquadDataModule
 from lightning_qa.errors import reported
 from lightning_qa.io import DataError
 from lightning_qa.model import NonFiniteLossError, QAModel
+from lightning_qa.progress import LogProgress, QAProgressBar
 
 RUN_ENV = "LIGHTNING_QA_RUN"
 OWN_SUBCOMMANDS = {
@@ -117,22 +118,19 @@ class QACLI(LightningCLI):
         if self.subcommand == "predict":
             writer = PredictionWriter(cfg.get("predictions_file"), bool(cfg.get("overwrite_predictions")))
             self.trainer_defaults_callbacks = [writer]
-            if cfg.get("return_predictions") is None:
-                cfg.return_predictions = (
-                    False  # the writer streams answers to disk; keeping them grows memory
-                )
+            if cfg.get("return_predictions") is None:  # the writer streams answers to disk
+                cfg.return_predictions = False
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves(), EvaluationWriter()]
-        if (
-            kwargs.get(
-                "enable_progress_bar", self.config_init[self.subcommand].trainer.get("enable_progress_bar")
-            )
-            is not False
-        ):
-            extra.append(RichProgressBar(leave=True))
-        extra += getattr(self, "trainer_defaults_callbacks", [])
         user = kwargs.get("callbacks") or self.config_init[self.subcommand].trainer.get("callbacks") or []
+        wants_bar = kwargs.get(
+            "enable_progress_bar", self.config_init[self.subcommand].trainer.get("enable_progress_bar")
+        )
+        if wants_bar is not False and not any(isinstance(c, ProgressBar) for c in user):
+            # a bar redrawn in place shows nothing in a log file: plain lines there
+            extra.append(QAProgressBar(leave=True) if sys.stdout.isatty() else LogProgress())
+        extra += getattr(self, "trainer_defaults_callbacks", [])
         kwargs["callbacks"] = list(user) + extra
         trainer = super().instantiate_trainer(**kwargs)
         if (

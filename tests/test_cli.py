@@ -1,7 +1,11 @@
 """The `lightning_qa` command end to end, in-process.  Run: pytest tests/test_cli.py"""
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +195,59 @@ def test_fit_without_checkpoints_and_with_clipping_in_bf16(tmp_path, tiny_model_
         ]
     )
     assert not list(root.rglob("*.ckpt")) and (root / "version_0" / "metrics.csv").is_file()
+
+
+def test_logs_get_plain_progress_lines_and_no_negative_epoch_total(tmp_path, tiny_model_dir, sample_dir):
+    """Output to a file (not a terminal): plain progress lines, not a bar redrawn in place; under
+    max_steps, no "Epoch 0/-2"."""
+    args = [
+        "fit",
+        *sample_args(tiny_model_dir, sample_dir, max_train=16, validation=False),
+        *("--trainer.max_steps", "3", "--data.train_batch_size", "4"),
+        *run_dirs(tmp_path),
+        *SMALL,
+    ]
+    args.remove("--trainer.enable_progress_bar")
+    args.remove("false")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LIGHTNING_QA_RUN", None)
+    fit = subprocess.run(
+        [sys.executable, "-m", "lightning_qa.cli", *args], capture_output=True, text=True, env=env
+    )
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    out = fit.stdout + fit.stderr
+    assert re.search(
+        r"^train: epoch 0, step 3/3 \(100%\), [\d.]+ samples/s, elapsed 0:\d\d, ETA 0:00, loss [\d.]+$",
+        out,
+        re.M,
+    ), out[-2000:]
+    assert "/-2" not in out
+    predict = [
+        "predict",
+        *(
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            "--data.predict_file",
+            str(sample_dir / "questions.jsonl"),
+        ),
+        *("--trainer.default_root_dir", str(tmp_path / "runs"), "--data.predict_chunk_size", "4"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "lightning_qa.cli", *predict], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(
+        r"^predict: 10/10 questions \(100%\), [\d.]+ questions/s", done.stdout + done.stderr, re.M
+    )
+
+
+def test_rich_bar_has_an_epoch_total_only_when_there_is_one():
+    from lightning import Trainer
+
+    from lightning_qa.progress import QAProgressBar
+
+    bar = QAProgressBar()
+    bar._trainer = Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert bar._get_train_description(0).strip() == "Epoch 0"
+    bar._trainer = Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert bar._get_train_description(1).strip() == "Epoch 1/2"
