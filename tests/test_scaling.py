@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,45 +135,17 @@ def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dro
     assert runs["two"][1].count("Tokenized train:") == 1
 
 
-@requires_minilm
-def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, tiny_model_dir, sample_dir):
-    port, root = _free_port(), tmp_path / "runs"
-    args = [
-        "fit",
-        *sample_args(tiny_model_dir, sample_dir, max_train=48, max_eval=21),
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.num_nodes",
-        "2",
-        "--trainer.devices",
-        "1",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.strategy",
-        "ddp",
-        *run_dirs(tmp_path, root),
-        *SMALL,
-    ]
-    outputs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
+def _torchrun_two_nodes(args: list[str], logs_dir: Path, name: str) -> list[str]:
+    """Run `lightning_qa.cli ARGS` as two torchrun "nodes" of one process each on this machine; their logs."""
+    port = _free_port()
+    outputs = [logs_dir / f"{name}-node{rank}.log" for rank in (0, 1)]
     nodes = [
         subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "2",
-                "--nproc-per-node",
-                "1",
-                "--node-rank",
-                str(rank),
-                "--master-addr",
-                "127.0.0.1",
-                "--master-port",
-                str(port),
-                "-m",
-                "lightning_qa.cli",
-                *args,
+                *("-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"),
+                *("--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port)),
+                *("-m", "lightning_qa.cli", *args),
             ],
             stdout=open(outputs[rank], "w"),
             stderr=subprocess.STDOUT,
@@ -184,11 +157,36 @@ def test_two_torchrun_nodes_train_validate_and_write_one_checkpoint(tmp_path, ti
     _wait_for_all(nodes, timeout=300)
     logs = [out.read_text() for out in outputs]
     assert [n.returncode for n in nodes] == [0, 0], f"node 0:\n{logs[0][-3000:]}\nnode 1:\n{logs[1][-3000:]}"
+    return logs
+
+
+def test_two_torchrun_nodes_train_validate_predict_and_write_one_file(tmp_path, tiny_model_dir, sample_dir):
+    root = tmp_path / "runs"
+    nodes = ["--trainer.num_nodes", "2", "--trainer.devices", "1", "--trainer.accelerator", "cpu"]
+    nodes += ["--trainer.strategy", "ddp"]
+    args = [
+        "fit",
+        *sample_args(tiny_model_dir, sample_dir, max_train=48, max_eval=21),
+        *("--trainer.max_epochs", "1", *nodes),
+        *run_dirs(tmp_path, root),
+        *SMALL,
+    ]
+    logs = _torchrun_two_nodes(args, tmp_path, "fit")
     runs = [d for d in root.iterdir() if (d / "last.ckpt").exists()]
     assert len(runs) == 1 and (runs[0] / "best.ckpt").exists()
     assert len(json.loads((runs[0] / "predictions.json").read_text())) == 21  # both nodes' examples, once
     assert last_metrics(runs[0])["val/examples"] == 21
     assert sum(log.count("Tokenized validation:") for log in logs) == 1  # one machine, one tokenization
+    # predict across the two nodes: each answers every other chunk of 16 (83 questions: 6 chunks, the last
+    # short) into its part; the merged file is the one a single process writes
+    predict = ["predict", "--ckpt_path", str(runs[0] / "best.ckpt"), *run_dirs(tmp_path, tmp_path / "p")]
+    predict += ["--data.predict_file", str(sample_dir / "dev.json"), "--data.predict_chunk_size", "16"]
+    _torchrun_two_nodes(
+        [*predict, "--predictions_file", str(tmp_path / "two.jsonl"), *nodes], tmp_path, "predict"
+    )
+    main([*predict, "--predictions_file", str(tmp_path / "one.jsonl")])
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert len((tmp_path / "one.jsonl").read_text().splitlines()) == 83
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
