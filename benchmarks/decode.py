@@ -139,7 +139,7 @@ def main() -> None:
     cands, example_index = candidates()
     merged = merge_windows(example_index, cands, args.n_best)
     times = {
-        "reference_s": timed(reference, max(1, args.repeat // 2)),
+        "reference_s": timed(reference),  # as many timed repeats as ours: same work, same timing
         "feature_candidates_s": timed(candidates),
         "merge_windows_s": timed(lambda: merge_windows(example_index, cands, args.n_best)),
         "merge_windows_lean_s": timed(
@@ -155,7 +155,7 @@ def main() -> None:
         times["metrics_s"], scores = best_time(lambda: squad_v1(golds, our_answers), args.repeat)
         times["postprocess_s"] = timed(lambda: squad_v1(golds, ours()))
         times["postprocess_lean_s"] = timed(lambda: squad_v1(golds, ours(keep_nbest=False)))
-        times["reference_postprocess_s"] = timed(lambda: squad_v1(golds, reference()), 1)
+        times["reference_postprocess_s"] = timed(lambda: squad_v1(golds, reference()))
     result = {
         "data": Path(args.data).name,
         "examples": len(examples),
@@ -208,7 +208,8 @@ def main() -> None:
         if key in times:
             print(f"{label:<48}{times[key]:>10.4f}")
     print(
-        f"decode speedup {result['decode_speedup']}x ({result['decode_lean_speedup']}x without n-best dicts); "
+        f"decode speedup {result['decode_speedup']}x with n-best lists on both sides, the same work (secondary: "
+        f"{result['decode_lean_speedup']}x when ours builds none, as validation runs it); "
         f"same answers as the reference: {same}/{len(ref_answers)}; load average {result['load_average_1min']}"
     )
     for name, ok in (targets | lean_targets).items():
