@@ -139,14 +139,19 @@ def _now() -> Clock:
 
 
 class StepTimer(Callback):
-    """Times optimizer steps `warmup+1 .. last`: from the end of the last warm-up step to the end of the last
-    step (data loading, forward, backward, optimizer, scheduler, logging). Writes `timing()` as JSON."""
+    """Times optimizer steps `warmup+1 .. last`: from the end of the last warm-up step (with `warmup` 0: from the
+    start of training, a whole run) to the end of the last step (data loading, forward, backward, optimizer,
+    scheduler, logging). Writes `timing()` as JSON."""
 
     def __init__(self, out_file: str, warmup: int = 2) -> None:
         self.out_file, self.warmup = out_file, warmup
         self.steps = self.samples = self.tokens = self.real_tokens = 0
         self.t0: Clock | None = None
         self.t1: Clock | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.warmup == 0:  # a whole run: from before the first batch is loaded
+            self.t0 = _now()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = _now()
@@ -183,6 +188,7 @@ def timing(
         "samples_per_s": round(samples / seconds, 3),
         "samples_per_cpu_s": round(samples / cpu, 3) if cpu > 0 else None,
         "padded_tokens_per_s": round(tokens / seconds, 1),
+        "tokens_per_s": round(real / seconds, 1),  # non-padding tokens: the work itself
         "padding_fraction": round(1 - real / tokens, 3) if tokens else 0.0,
     }
 

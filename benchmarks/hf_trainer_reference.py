@@ -165,6 +165,10 @@ class StepTimer(TrainerCallback):
     def __init__(self, warmup: int) -> None:
         self.warmup, self.t0, self.t1, self.steps = warmup, None, None, 0
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.warmup == 0:  # a whole run: from before the first batch is loaded
+            self.t0 = _now()
+
     def on_step_end(self, args, state, control, **kwargs):
         now, self.steps = _now(), state.global_step
         if self.steps == self.warmup:

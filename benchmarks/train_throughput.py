@@ -10,16 +10,19 @@ of SQuAD v1.1 dev), batch size, optimizer steps, learning rate, weight decay, se
     reference/dyn+group  `Trainer`, `DataCollatorWithPadding` (multiple of 8) + `train_sampling_strategy="group_by_length"`
 
 Each variant runs in its own process (so its peak RSS is its own). What is timed, on both sides the same
-way: from the end of optimizer step `--warmup` to the end of the last step, i.e. steps warmup+1..N with
-their data loading, forward, backward, optimizer, scheduler and logging; tokenization, model loading and
-the warm-up steps are not timed. samples/s counts the windows of those steps; samples/CPU s divides by the
-process's CPU time over the same steps (all threads), steadier than wall time on a shared machine. Validation
-is off (`--trainer.limit_val_batches 0`); ours saves last.ckpt only at an epoch end, after the timed steps
-as long as they stay within one epoch (a note says when they do not). Needs: `pip install accelerate psutil`.
+way: by default one whole pass over the questions (their windows // batch size optimizer steps), from the
+start of training to the end of the last step, data loading included: forward, backward, optimizer,
+scheduler and logging of every step; tokenization and model loading are not timed. (`--warmup N` leaves
+the first N steps out, as earlier sessions measured.) samples/s counts the windows of the timed steps,
+tokens/s their non-padding tokens; samples/CPU s divides by the process's CPU time over the same steps (all
+threads), steadier than wall time on a shared machine. Validation is off (`--trainer.limit_val_batches 0`).
+The length-grouped Trainer sorts each megabatch longest first, so a window of steps would time its longest
+batches: only whole passes compare like with like. Needs: `pip install accelerate psutil`.
 
-    python benchmarks/train_throughput.py --model tiny --precision 32     # 60 steps per variant, ~5 min
-    python benchmarks/train_throughput.py --model base --precision bf16   # 20 steps per variant, ~15 min
-    (options: --model tiny|base --precision 32|bf16 --questions 2000 --steps N --warmup 3 --batch-size 16)
+    python benchmarks/train_throughput.py --model tiny --precision 32                    # 2,000 questions
+    python benchmarks/train_throughput.py --model base --precision 32 --questions 800     # a long pass
+    python benchmarks/train_throughput.py --model base --precision bf16                  # native bf16 only
+    (options: --model tiny|base --precision 32|bf16 --questions 2000 --steps N --warmup 0 --batch-size 16)
 
 Prints a table, the ratios ours/reference, and one JSON line.
 """
@@ -112,8 +115,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model", choices=list(common.MODEL_SHAPES), default="tiny")
     p.add_argument("--precision", choices=["32", "bf16"], default="32")
     p.add_argument("--questions", type=int, default=2000, help="first N questions of the data file")
-    p.add_argument("--steps", type=int, help="optimizer steps per variant (default: 60 tiny, 20 base)")
-    p.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing")
+    p.add_argument(
+        "--steps", type=int, help="optimizer steps per variant (default: one whole pass over the questions)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="first steps left out of the timing (0: a whole run, data loading included)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -127,9 +137,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    a.steps = a.steps or {"tiny": 60, "base": 20}[a.model]
-    if a.warmup < 1 or a.steps <= a.warmup:
-        p.error("need --warmup >= 1 and --steps > --warmup")
+    if a.warmup < 0 or (a.steps is not None and a.steps <= a.warmup):
+        p.error("need --warmup >= 0 and --steps > --warmup")
     if a.worker:
         return worker(a)
 
@@ -138,6 +147,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         a.train_file = common.write_squad(articles, os.path.join(tmp, "train.json"))
         a.model_dir = common.build_random_distilbert(os.path.join(tmp, "model"), a.model, seed=0)
         windows = common.count_windows(a.model_dir, a.train_file)
+        a.steps = (
+            a.steps or windows // a.batch_size
+        )  # one whole pass (the last partial batch left out on both sides)
         if a.steps > windows // a.batch_size:
             print(
                 f"note: {a.steps} steps run past one epoch ({windows} windows): ours then saves last.ckpt "
@@ -171,8 +183,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(
         f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions "
         f"({windows} windows), "
-        f"batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up steps not timed), "
-        f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
+        f"batch {a.batch_size}, {a.steps} steps "
+        + (
+            f"({a.warmup} warm-up steps not timed), "
+            if a.warmup
+            else "(the whole run timed, data loading included), "
+        )
+        + f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
     )
     common.print_table(
         rows,
@@ -182,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             ("sampler", "sampler"),
             ("samples_per_s", "samples/s"),
             ("samples_per_cpu_s", "samples/CPU s"),
+            ("tokens_per_s", "tokens/s"),
             ("padded_tokens_per_s", "tokens/s (padded)"),
             ("padding_pct", "padding %"),
             ("timed_s", "timed s"),
