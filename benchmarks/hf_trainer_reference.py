@@ -140,6 +140,37 @@ def postprocess(
     return predictions
 
 
+def postprocess_with_our_rule(
+    examples: list[dict], features, start_logits, end_logits, n_best=20, max_answer_length=30
+) -> dict:
+    """{id: answer} from the same logits decoded by lightning_qa's rule (n-best among context tokens only,
+    `decoding.feature_candidates` + `merge_windows` + `answers.choose`): with both sides' logits decoded
+    alike, an accuracy comparison compares training, not decoding."""
+    from lightning_qa.answers import AnswerRule, best, choose
+    from lightning_qa.decoding import feature_candidates, merge_windows
+
+    index = {ex["id"]: i for i, ex in enumerate(examples)}
+    width = max(len(o) for o in features["offset_mapping"])
+    offsets = torch.full((len(features), width, 2), -1, dtype=torch.long)
+    for row, spans in enumerate(features["offset_mapping"]):
+        for t, span in enumerate(spans):
+            if span is not None:
+                offsets[row, t] = torch.tensor(span)
+    start, end = (
+        torch.as_tensor(np.asarray(x)[:, :width], dtype=torch.float32) for x in (start_logits, end_logits)
+    )
+    cands = feature_candidates(
+        start, end, offsets, torch.zeros(len(features), dtype=torch.long), n_best, max_answer_length
+    )
+    merged = merge_windows([index[i] for i in features["example_id"]], cands, n_best, keep_nbest=False)
+    chosen = choose(
+        merged,
+        [ex["context"] for ex in examples],
+        AnswerRule(n_best_size=n_best, max_answer_length=max_answer_length),
+    )
+    return {examples[c["example_index"]]["id"]: best(c)["answer"] for c in chosen}
+
+
 # -- training -------------------------------------------------------------------------------------------
 class CountingCollator:
     """Collate as `inner` does and remember each batch's size and tokens, in the order batches are made."""
@@ -263,9 +294,17 @@ def evaluate(
     output = trainer.predict(features.remove_columns(["example_id", "offset_mapping"]))
     start_logits, end_logits = output.predictions[:2]
     predictions = postprocess(eval_examples, features, start_logits, end_logits, n_best, max_answer_length)
-    scores = squad_v1({e["id"]: e["answers"]["text"] for e in eval_examples}, predictions)
+    golds = {e["id"]: e["answers"]["text"] for e in eval_examples}
+    scores = squad_v1(golds, predictions)
+    ours_rule = squad_v1(
+        golds,
+        postprocess_with_our_rule(
+            eval_examples, features, start_logits, end_logits, n_best, max_answer_length
+        ),
+    )
     return {
         **{k: round(v, 3) for k, v in scores.items()},
+        **{f"{k}_our_rule": round(v, 3) for k, v in ours_rule.items()},
         "eval_s": round(time.perf_counter() - t, 2),
         "predictions": predictions,
     }

@@ -126,6 +126,10 @@ def test_reference_eval_features_and_postprocess(bert_tokenizer):
     only_cls = np.full((1, 64), -5.0)
     only_cls[0, 0] = 50.0
     assert ref.postprocess(examples, feats, only_cls, only_cls, n_best=1) == {"q1": "empty"}
+    # the same logits through our rule (n-best among context tokens): the same answer where both find one,
+    # a context span where the reference's top-1 over all positions found none
+    assert ref.postprocess_with_our_rule(examples, feats, start, end) == {"q1": "1887"}
+    assert ref.postprocess_with_our_rule(examples, feats, only_cls, only_cls, n_best=1)["q1"] in context
     far = next(i for i in range(target + 3, 64) if offsets[i] is not None)
     end[0, target], end[0, far] = -9.0, 12.0
     assert (
