@@ -150,8 +150,8 @@ def postprocess_with_our_rule(
     from lightning_qa.decoding import feature_candidates, merge_windows
 
     index = {ex["id"]: i for i, ex in enumerate(examples)}
-    width = max(len(o) for o in features["offset_mapping"])
-    offsets = torch.full((len(features), width, 2), -1, dtype=torch.long)
+    n_windows, width = len(features["offset_mapping"]), max(len(o) for o in features["offset_mapping"])
+    offsets = torch.full((n_windows, width, 2), -1, dtype=torch.long)
     for row, spans in enumerate(features["offset_mapping"]):
         for t, span in enumerate(spans):
             if span is not None:
@@ -160,7 +160,7 @@ def postprocess_with_our_rule(
         torch.as_tensor(np.asarray(x)[:, :width], dtype=torch.float32) for x in (start_logits, end_logits)
     )
     cands = feature_candidates(
-        start, end, offsets, torch.zeros(len(features), dtype=torch.long), n_best, max_answer_length
+        start, end, offsets, torch.zeros(n_windows, dtype=torch.long), n_best, max_answer_length
     )
     merged = merge_windows([index[i] for i in features["example_id"]], cands, n_best, keep_nbest=False)
     chosen = choose(
