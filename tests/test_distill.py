@@ -8,8 +8,8 @@ import os
 
 import pytest
 import torch
-from helpers import SMALL, last_metrics, run_dirs, sample_args
-from transformers import AutoModelForQuestionAnswering, BertConfig
+from helpers import SMALL, bert_teacher, last_metrics, run_dirs, sample_args
+from transformers import AutoModelForQuestionAnswering
 
 from lightning_qa.checkpoint import load_checkpoint
 from lightning_qa.cli import main
@@ -18,26 +18,6 @@ from lightning_qa.distill import distill_loss
 from lightning_qa.features import TEACHER_LOGITS
 from lightning_qa.model import QAModel, keep_encoder_layers
 from lightning_qa.tokenization import load_tokenizer
-
-
-def bert_teacher(out_dir, tokenizer_dir: str, layers: int = 2, dropout: float = 0.1) -> str:
-    """A tiny random BERT QA model with `tokenizer_dir`'s tokenizer: it needs token_type_ids, which the
-    DistilBERT students' features do not carry."""
-    tokenizer = load_tokenizer(tokenizer_dir)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=64,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(1)
-    AutoModelForQuestionAnswering.from_config(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return str(out_dir)
 
 
 @pytest.fixture(scope="module")
