@@ -214,7 +214,7 @@ def teacher_logits(
     each rank its strided share, gathered on every rank, written by each machine's first process (under a
     file lock, so several local "nodes" share one file); every rank then reads the same file."""
     world, rank = _rank()
-    have = torch.tensor([os.path.exists(path)], dtype=torch.int32)
+    have = torch.tensor([os.path.exists(path)], dtype=torch.int32, device=device)  # NCCL: on the GPU
     if world > 1:  # one decision for all ranks (a new node may lack the file another has)
         dist.all_reduce(have, op=dist.ReduceOp.MIN)
     if not have.item():

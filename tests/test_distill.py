@@ -214,6 +214,9 @@ def test_keep_layers_builds_a_smaller_student_that_travels(
     )
     export = AutoModelForQuestionAnswering.from_pretrained(os.path.join(run, "hf_model"))
     assert export.config.num_hidden_layers == len(keep)
+    card = open(os.path.join(run, "hf_model", "README.md")).read()
+    assert f"| Encoder layers kept from the base model | {keep} |" in card
+    assert f"| Distilled from | `{os.path.basename(teacher_dir)}` (T 2.0, alpha 0.5) |" in card
     ckpt = load_checkpoint(os.path.join(run, "last.ckpt"))
     torch.testing.assert_close(
         ckpt["state_dict"]["model.qa_outputs.weight"], export.state_dict()["qa_outputs.weight"]
