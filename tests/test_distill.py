@@ -244,3 +244,25 @@ def test_keep_layers_builds_a_smaller_student_that_travels(
         _fit(tmp_path, "bad", base, ["--model.keep_layers", "[1, 1]"])
     assert e.value.code == 2
     assert "keep_layers [1, 1]: give increasing, distinct indices" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+def test_keep_layers_cuts_each_family_and_saves_a_config_that_reloads(tmp_path, family):
+    """The cut model computes what the kept layers compute, and `from_pretrained` rebuilds it as saved."""
+    from transformers import AutoConfig
+
+    shape = dict(
+        vocab_size=99, hidden_size=32, num_hidden_layers=6, num_attention_heads=2, intermediate_size=64
+    )
+    if family == "distilbert":
+        shape = dict(vocab_size=99, dim=32, n_layers=6, n_heads=2, hidden_dim=64)
+    torch.manual_seed(0)
+    model = AutoModelForQuestionAnswering.from_config(AutoConfig.for_model(family, **shape)).eval()
+    keep_encoder_layers(model, [0, 2, 4])
+    assert model.config.num_hidden_layers == 3
+    model.save_pretrained(tmp_path)
+    again = AutoModelForQuestionAnswering.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[2, 11, 12, 3, 21, 22, 23, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(again(input_ids=ids).start_logits, model(input_ids=ids).start_logits)
+    assert sum(p.numel() for p in again.parameters()) == sum(p.numel() for p in model.parameters())
