@@ -14,7 +14,7 @@ from transformers import AutoModelForQuestionAnswering
 from lightning_qa.checkpoint import load_checkpoint
 from lightning_qa.cli import main
 from lightning_qa.data import SquadDataModule
-from lightning_qa.distill import distill_loss
+from lightning_qa.distill import check_tokenizers, distill_loss
 from lightning_qa.features import TEACHER_LOGITS
 from lightning_qa.model import QAModel, keep_encoder_layers
 from lightning_qa.tokenization import load_tokenizer
@@ -235,6 +235,26 @@ def test_keep_layers_builds_a_smaller_student_that_travels(
     )
     scored = json.load(open(tmp_path / "validate" / "version_0" / "evaluation.json"))["metrics"]
     assert scored["examples"] == 4 and "f1" in scored  # the student rebuilt as trained, from the checkpoint
+
+    if family == "distilbert":  # a .ckpt of ours as the teacher: the same logits as its export gives
+        data = SquadDataModule(
+            base,
+            train_file=str(sample_dir / "train.json"),
+            max_train_samples=8,
+            max_seq_length=96,
+            doc_stride=32,
+            max_question_length=32,
+            cache_dir=str(tmp_path / "cache-teacher"),
+        )
+        data.setup("fit")
+        logits = {}
+        for source in ("last.ckpt", "hf_model"):
+            check_tokenizers(data.tokenizer, base, os.path.join(run, source))
+            data.add_teacher_logits(os.path.join(run, source))
+            logits[source] = data.teacher_logits[:][TEACHER_LOGITS[0]]
+        assert len(logits["last.ckpt"]) == len(data.features["train"])
+        for a, b in zip(logits["last.ckpt"], logits["hf_model"], strict=True):
+            assert a == pytest.approx(b, abs=1e-5)
 
     with pytest.raises(
         ValueError, match=r"keep_layers \[0, 4\]: give increasing, distinct indices of the model's 4"
