@@ -286,3 +286,34 @@ def test_keep_layers_cuts_each_family_and_saves_a_config_that_reloads(tmp_path, 
     with torch.no_grad():
         torch.testing.assert_close(again(input_ids=ids).start_logits, model(input_ids=ids).start_logits)
     assert sum(p.numel() for p in again.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_teacher_pass_runs_in_the_trainers_precision(tmp_path, tiny_model_dir, teacher_dir, sample_dir):
+    """bf16-mixed: the teacher's logits come from a bf16 pass (close to fp32's, not equal), cached apart."""
+    import lightning as L
+
+    logits = {}
+    for precision in ("32-true", "bf16-mixed"):
+        data = SquadDataModule(
+            tiny_model_dir,
+            train_file=str(sample_dir / "train.json"),
+            max_train_samples=8,
+            max_seq_length=96,
+            doc_stride=32,
+            max_question_length=32,
+            cache_dir=str(tmp_path / "cache"),
+        )
+        data.trainer = L.Trainer(
+            accelerator="cpu", precision=precision, logger=False, enable_progress_bar=False
+        )
+        data.setup("fit")
+        data.add_teacher_logits(teacher_dir)
+        logits[precision] = torch.tensor(
+            [x for row in data.teacher_logits[:][TEACHER_LOGITS[0]] for x in row]
+        )
+    files = [
+        f for f in os.listdir(tmp_path / "cache" / "features") if ".teacher-" in f and f.endswith(".arrow")
+    ]
+    assert len(files) == 2
+    assert not torch.equal(logits["32-true"], logits["bf16-mixed"])
+    torch.testing.assert_close(logits["bf16-mixed"], logits["32-true"], atol=0.1, rtol=0.05)
