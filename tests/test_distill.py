@@ -317,3 +317,9 @@ def test_teacher_pass_runs_in_the_trainers_precision(tmp_path, tiny_model_dir, t
     assert len(files) == 2
     assert not torch.equal(logits["32-true"], logits["bf16-mixed"])
     torch.testing.assert_close(logits["bf16-mixed"], logits["32-true"], atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("alpha, temperature", [(1.5, 2.0), (-0.1, 2.0), (0.5, 0.0)])
+def test_bad_alpha_or_temperature_is_refused(tiny_model_dir, alpha, temperature):
+    with pytest.raises(ValueError, match=r"distill_alpha must be in \[0, 1\] and distill_temperature > 0"):
+        QAModel(tiny_model_dir, teacher=tiny_model_dir, distill_alpha=alpha, distill_temperature=temperature)
