@@ -227,6 +227,7 @@ class SquadDataModule(LightningDataModule):
         self._train_loader: ResumableLoader | None = None
         self._train_position: dict[str, int] | None = None  # restored from a checkpoint, applied once
         self.n_predict = 0  # questions to predict, counted by the pre-pass (`io.count_examples`)
+        self.predict_dropped: frozenset[str] = frozenset()  # positions of the records it dropped
         self.predict_todo: list[int] | None = None  # chunks still to answer (set by the prediction writer)
         self.teacher_logits: datasets.Dataset | None = None  # row-aligned with the training features
 
@@ -417,7 +418,7 @@ class SquadDataModule(LightningDataModule):
             raise ValueError(
                 "no predict data: set --data.predict_file (or --data.question and --data.context)"
             )
-        n = count_examples(hp.predict_file, hp.on_bad_record)
+        n, self.predict_dropped = count_examples(hp.predict_file, hp.on_bad_record)
         return min(n, hp.max_predict_samples) if hp.max_predict_samples is not None else n
 
     def predict_records(self) -> Iterator[dict]:
@@ -426,7 +427,7 @@ class SquadDataModule(LightningDataModule):
         if hp.question is not None:
             yield {"id": "0", "question": hp.question, "context": hp.context}
             return
-        yield from islice(iter_examples(hp.predict_file), self.n_predict)
+        yield from islice(iter_examples(hp.predict_file, self.predict_dropped), self.n_predict)
 
     def add_teacher_logits(self, teacher: str) -> None:
         """Attach a teacher's logits of every training window (`distill.teacher_logits`): read from their

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -236,11 +236,12 @@ def _is_version_2(obj: Any, rows: list[Row]) -> bool:
 
 
 def _checked(
-    path: str, rows: Iterable[Row], need_answers: bool, unanswerable: bool
-) -> Iterator[tuple[dict | None, list[str], int]]:
-    """Check rows one at a time: (clean record, [], answer starts moved) or (None, its problems, 0), each
-    problem naming the file and the record. Duplicate ids are found by hash, so a stream of millions of
-    records keeps only one integer per id; the first use of a duplicated id is then looked up again."""
+    path: str, rows: Iterable[Row], need_answers: bool, unanswerable: bool, duplicates: bool = True
+) -> Iterator[tuple[str, dict | None, list[str], int]]:
+    """Check rows one at a time: (position, clean record, [], answer starts moved) or (position, None, its
+    problems, 0), each problem naming the file and the record. Duplicate ids (unless `duplicates` is False)
+    are found by hash, so a stream of millions of records keeps only one integer per id; the first use of a
+    duplicated id is then looked up again."""
     seen: set[int] = set()
     for at, row in rows:
         clean, fixed, name = None, 0, _name(at, row)
@@ -252,14 +253,14 @@ def _checked(
             errs = ["a record must be a JSON object"]
         else:
             clean, errs, fixed = _check_record(row, need_answers, unanswerable)
-        if clean is not None and hash(clean["id"]) in seen:
+        if duplicates and clean is not None and hash(clean["id"]) in seen:
             first = _first_use(rows, clean["id"], at, need_answers, unanswerable)
             if first is not None:
                 name = name if at.startswith("line ") else f"{at} (id {clean['id']!r})"
                 clean, errs = None, [f"duplicate id, first used at {first}"]
-        if clean is not None:
+        if duplicates and clean is not None:
             seen.add(hash(clean["id"]))
-        yield clean, ([f"{path}: {name}: {e}" for e in errs] if clean is None else []), fixed
+        yield at, clean, ([f"{path}: {name}: {e}" for e in errs] if clean is None else []), fixed
 
 
 def _first_use(
@@ -316,7 +317,7 @@ def read_examples(
         raise DataError([f"{path}: no questions found"])
     unanswerable = allow_unanswerable or _is_version_2(obj, rows)
     records, problems, bad, moved = [], [], 0, 0
-    for clean, errs, fixed in _checked(path, rows, need_answers, unanswerable):
+    for _, clean, errs, fixed in _checked(path, rows, need_answers, unanswerable):
         if clean is None:
             problems += errs
             bad += 1
@@ -369,15 +370,19 @@ def _starts_with_a_record(path: str) -> bool:
     return False
 
 
-def count_examples(path: str, on_bad_record: str = "error") -> int:
+def count_examples(path: str, on_bad_record: str = "error") -> tuple[int, frozenset[str]]:
     """The pre-pass over a file to predict: check every record as `read_examples` does (answers are not
-    read), report problems the same way, and return how many records are usable, keeping none."""
+    read) and report problems the same way. Returns how many records are usable and the positions of the
+    dropped ones (`on_bad_record` "skip"), keeping nothing else, so that `iter_examples` reads the same
+    records again without tracking ids (that set would grow with the file)."""
     if on_bad_record not in ON_BAD_RECORD:
         raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, not {on_bad_record!r}")
     problems: list[str] = []  # the first ones, to show; all are counted
     n_problems = bad = kept = 0
-    for clean, errs, _ in _checked(path, _Rows(path), need_answers=False, unanswerable=True):
+    dropped: set[str] = set()
+    for at, clean, errs, _ in _checked(path, _Rows(path), need_answers=False, unanswerable=True):
         if clean is None:
+            dropped.add(at)
             bad += 1
             n_problems += len(errs)
             problems += errs[: MAX_REPORTED - len(problems)]
@@ -386,11 +391,13 @@ def count_examples(path: str, on_bad_record: str = "error") -> int:
     if not bad and not kept:
         raise DataError([f"{path}: no questions found"])
     _report(path, problems, n_problems, bad, kept, 0, on_bad_record)
-    return kept
+    return kept, frozenset(dropped)
 
 
-def iter_examples(path: str) -> Iterator[dict]:
-    """The usable records of a file `count_examples` checked, read again, one at a time."""
-    for clean, _, _ in _checked(path, _Rows(path), need_answers=False, unanswerable=True):
+def iter_examples(path: str, dropped: Collection[str] = frozenset()) -> Iterator[dict]:
+    """The usable records of a file `count_examples` checked, read again one at a time: the rows at the
+    `dropped` positions it returned are left out, the others cleaned as it cleaned them."""
+    rows = ((at, row) for at, row in _Rows(path) if at not in dropped)
+    for _, clean, _, _ in _checked(path, rows, need_answers=False, unanswerable=True, duplicates=False):
         if clean is not None:
             yield clean

@@ -66,7 +66,7 @@ def run_cli(args: list[str], *callbacks: str) -> subprocess.CompletedProcess:
 def test_streamed_input_is_checked_first_and_read_again_alike(tmp_path):
     for name in ("dev.json", "questions.jsonl"):
         path = str(SAMPLE_DIR / name)
-        assert count_examples(path) == len(list(iter_examples(path)))
+        assert count_examples(path) == (len(list(iter_examples(path))), frozenset())
         assert list(iter_examples(path)) == read_examples(path, need_answers=False)
     bad = tmp_path / "bad.jsonl"
     lines = [
@@ -83,8 +83,11 @@ def test_streamed_input_is_checked_first_and_read_again_alike(tmp_path):
         f"{bad}: line 3 (id 'b'): empty or non-text 'question'",
         f"{bad}: line 4 (id 'a'): duplicate id, first used at line 1",
     ]
-    assert count_examples(str(bad), on_bad_record="skip") == 1
-    assert [r["id"] for r in iter_examples(str(bad))] == ["a"]
+    kept, dropped = count_examples(str(bad), on_bad_record="skip")
+    assert (kept, dropped) == (1, {"line 2", "line 3", "line 4"})
+    # read again without tracking ids (memory flat in the file's size): the pre-pass says what to leave out
+    assert [r["id"] for r in iter_examples(str(bad), dropped)] == ["a"]
+    assert [r["id"] for r in iter_examples(str(bad))] == ["a", "a"]
 
 
 def test_output_is_in_input_order_and_is_what_the_predictor_answers(tmp_path, tiny_model_dir):
