@@ -7,6 +7,7 @@ module computes answers and metrics; writing them to files is the callbacks' job
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any, Literal
 
@@ -21,8 +22,9 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, get_linear_s
 
 from lightning_qa import metrics
 from lightning_qa.answers import AnswerRule, decode_outputs, window_candidates
-from lightning_qa.checkpoint import CKPT_KEY, tokenizer_files
+from lightning_qa.checkpoint import CKPT_KEY, read_settings, tokenizer_files
 from lightning_qa.features import model_inputs
+from lightning_qa.hardware import warn_if_slow_bf16
 from lightning_qa.tokenization import load_tokenizer
 
 
@@ -54,6 +56,10 @@ class QAModel(LightningModule):
             probabilities, answers with the same text merged, whole words; `score` is then the pipeline's).
             Validation and test always use "logits". Stored with the model: what `QAPredictor` and `serve`
             use for it by default.
+        quantize: "int8": `predict`, `validate` and `test` run an int8 version of the model with onnxruntime
+            on the CPU (made when the stage starts, from the checkpoint's weights; not accuracy-checked:
+            `lightning_qa export --quantize int8` writes a checked one). An int8 export given as
+            `model_name_or_path` runs as int8 without this option (and cannot be fine-tuned).
     """
 
     def __init__(
@@ -74,11 +80,18 @@ class QAModel(LightningModule):
         compile: bool = False,
         trust_remote_code: bool = False,
         decoding: Literal["logits", "pipeline"] = "logits",
+        quantize: Literal["int8"] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         AnswerRule(decoding, n_best_size=n_best_size, max_answer_length=max_answer_length)  # checks them now
-        if pretrained:
+        self._int8: Any = None  # the int8 model predict/validate/test run instead of self.model
+        stored = read_settings(model_name_or_path) if os.path.isdir(model_name_or_path) else {}
+        if stored.get("quantization"):  # an int8 export: no float32 weights to load
+            from lightning_qa.quantize import load_int8
+
+            self.model = self._int8 = load_int8(model_name_or_path, stored)
+        elif pretrained:
             self.model = AutoModelForQuestionAnswering.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
@@ -87,7 +100,8 @@ class QAModel(LightningModule):
             self.model = AutoModelForQuestionAnswering.from_config(
                 config, trust_remote_code=trust_remote_code
             )
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        if self._int8 is None:  # from_pretrained returns eval mode; Lightning keeps module modes as found
+            self.model.train()
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain keys
         self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code)  # stored in checkpoints
@@ -100,7 +114,8 @@ class QAModel(LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> Any:
         """Logits, and the loss when the batch has labels (see `qa_loss`)."""
-        out = self.model(**{k: batch[k] for k in self.input_names if k in batch})
+        run = self.model if self._int8 is None or self.training else self._int8
+        out = run(**{k: batch[k] for k in self.input_names if k in batch})
         if "start_positions" in batch:
             out.loss = qa_loss(
                 out.start_logits,
@@ -232,7 +247,33 @@ class QAModel(LightningModule):
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _use_int8(self) -> None:
+        """`--model.quantize int8`: quantize the weights as loaded (a checkpoint's are loaded by now)."""
+        if self.hparams.quantize and self._int8 is None:
+            from lightning_qa.quantize import int8_model
+
+            self._int8 = int8_model(self.model, self.tokenizer)
+
+    def on_predict_start(self) -> None:
+        self._use_int8()
+
+    def on_test_start(self) -> None:
+        self._use_int8()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "validate":  # not fit's validation: training goes on in float32
+            self._use_int8()
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self._int8 is not None:
+            raise ValueError(
+                f"{self.hparams.model_name_or_path} is an int8 export: it cannot be fine-tuned (fine-tune the "
+                "float32 model, then export it with --quantize int8)"
+            )
+
     def on_fit_start(self) -> None:
+        if str(self.trainer.precision).startswith("bf16"):
+            warn_if_slow_bf16(torch.bfloat16, self.device)
         if str(self.trainer.precision) in ("bf16-true", "16-true"):
             rank_zero_warn(
                 f"precision={self.trainer.precision} keeps weights in half precision: AdamW updates of about "
