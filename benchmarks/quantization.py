@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
-from lightning_qa.hardware import cpu_info, native_bf16  # noqa: E402
+from lightning_qa.hardware import cpu_info, cpu_line, native_bf16  # noqa: E402
 from lightning_qa.quantize import score  # noqa: E402
 
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--smoke", action="store_true", help="a tiny random model and 8 questions (tests)")
     a = p.parse_args(argv)
     info = cpu_info()
-    print("CPU: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    print(cpu_line(), flush=True)
     t0 = time.perf_counter()
     from lightning_qa.io import read_examples
 

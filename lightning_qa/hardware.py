@@ -62,6 +62,16 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
+def cpu_line() -> str:
+    """One line for a benchmark's output: the CPU and what decides its fastest precision."""
+    i = cpu_info()
+    yes = {True: "yes", False: "no"}
+    return (
+        f"CPU: {i['cpu']} ({i['cpus']} CPUs, torch {i['torch_capability']}; AMX {yes[i['amx']]}, "
+        f"AVX-512 BF16 {yes[i['avx512_bf16']]}, VNNI {yes[i['vnni']]})"
+    )
+
+
 def warn_if_slow_bf16(dtype: Any, device: torch.device | str = "cpu") -> bool:
     """Warn (once per process) that bf16 on this CPU will be slower than fp32; True if it warned."""
     global _warned
