@@ -98,7 +98,6 @@ def variants(path: str, work: str) -> dict[str, dict]:
     fp32_onnx = os.path.join(onnx_dir, "model.onnx")
     out = {
         "torch fp32": {"model": model, "bytes": os.path.getsize(fp32_file)},
-        "torch bf16": {"dtype": "bf16", "bytes": os.path.getsize(fp32_file) // 2},
         "onnxruntime fp32": {"model": OnnxQAModel(fp32_onnx), "bytes": os.path.getsize(fp32_onnx)},
     }
     for name, keep in (("int8 (MatMul + embeddings)", ()), ("int8 (MatMul only)", ("embeddings",))):
@@ -110,6 +109,7 @@ def variants(path: str, work: str) -> dict[str, dict]:
             "bytes": os.path.getsize(file),
             "quantize_s": round(time.perf_counter() - t, 1),
         }
+    out["torch bf16"] = {"dtype": "bf16", "bytes": os.path.getsize(fp32_file) // 2}  # parameter bytes
     with warnings.catch_warnings():  # torch.ao.quantization is deprecated (it says so at every call)
         warnings.simplefilter("ignore")
         dynamic = torch.ao.quantization.quantize_dynamic(
