@@ -35,7 +35,8 @@ def export_checkpoint(
     Args:
         ckpt_path: A checkpoint written by `lightning_qa fit`.
         out_dir: The model directory to write.
-        onnx: Also write `model.onnx`, checked against the PyTorch logits (needs the `onnx` extra).
+        onnx: Also write `model.onnx`, checked against the PyTorch logits (needs the `onnx` extra); ignored
+            with `quantize` (the directory then holds the int8 model only).
         repo_id: The hub repository the folder is meant for (used in the model card's usage snippet).
         training: Run settings known to the caller (precision, max_epochs, max_steps, ...); by default
             read from the `config.yaml` that `lightning_qa fit` saves next to its checkpoints.
@@ -151,7 +152,8 @@ def main(args: list[str] | None = None) -> str:
     parser.add_argument(
         "--onnx",
         action="store_true",
-        help="Also write model.onnx (dynamic batch and sequence), checked against the PyTorch logits",
+        help="Also write model.onnx (dynamic batch and sequence), checked against the PyTorch logits (with "
+        "--quantize int8 the directory holds the int8 model_int8.onnx only)",
     )
     parser.add_argument(
         "--quantize",
