@@ -115,41 +115,64 @@ def rank(
             rule.null_score_diff_threshold,
             window_index=window_index,
         )
-    merged = merge_windows(example_index, candidates, pool, keep_nbest=rule.keep_nbest or rule.top_k > 1)
+    merged = merge_windows(
+        example_index,
+        candidates,
+        pool,
+        keep_nbest=rule.keep_nbest or rule.top_k > 1,
+        with_null=rule.handle_impossible_answer,
+    )
     return choose(merged, contexts, rule, pool)
 
 
 def choose(
     merged: list[dict], contexts: Sequence[str] | dict[int, str], rule: AnswerRule, pool: int | None = None
 ) -> list[dict]:
-    """The logits rule's answers for each example of `decoding.merge_windows` (see `rank`)."""
-    return [_logits_answers(m, contexts[m["example_index"]], rule, pool or rule.pool) for m in merged]
+    """The logits rule's answers for each example of `decoding.merge_windows` (see `rank`).
 
-
-def _logits_answers(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
-    """One example by the logits rule. The null answer ranks above a span when null_score - span score >
-    threshold (validation's rule); scores are probabilities over the n-best spans (plus the null when
-    `handle_impossible_answer`); the same character span proposed by two windows counts once. With
-    top_k 1 the best span and the probabilities `merge_windows` computed suffice."""
-    has_span = m["score"] != NEG_INF
-    best_text = context[m["start"] : m["end"]] if has_span else ""
-    out = {
-        "example_index": m["example_index"],
-        "null_score": m["null_score"],
-        "null_odds": m["null_odds"],
-        "best_non_null": best_text,
-    }
-    impossible = rule.handle_impossible_answer
-    if rule.keep_nbest:
-        out["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in m["nbest"]]
-    if rule.top_k == 1:  # the best span alone, its probabilities computed by merge_windows
-        answers = []
-        if has_span:
+    The null answer ranks above a span when null_score - span score > threshold (validation's rule); scores
+    are probabilities over the n-best spans (plus the null when `handle_impossible_answer`). With top_k 1
+    the best span and the probabilities `merge_windows` computed suffice: one flat loop, as this runs for
+    every example of every evaluation."""
+    if rule.top_k > 1:
+        pool = pool or rule.pool
+        return [_ranked(m, contexts[m["example_index"]], rule, pool) for m in merged]
+    impossible, threshold, keep_nbest = (
+        rule.handle_impossible_answer,
+        rule.null_score_diff_threshold,
+        rule.keep_nbest,
+    )
+    out = []
+    for m in merged:
+        context = contexts[m["example_index"]]
+        has_span = m["score"] != NEG_INF
+        text = context[m["start"] : m["end"]] if has_span else ""
+        if impossible and (not has_span or m["null_odds"] > threshold):
+            answers = [{"score": m["null_probability"], "start": 0, "end": 0, "answer": ""}]
+        elif has_span:
             score = m["probability_with_null"] if impossible else m["probability"]
-            answers.append({"score": score, "start": m["start"], "end": m["end"], "answer": best_text})
-        if impossible and (not has_span or m["null_odds"] > rule.null_score_diff_threshold):
-            answers.insert(0, {"score": m["null_probability"], "start": 0, "end": 0, "answer": ""})
-        return {**out, "answers": answers[:1], "n_spans": int(has_span), "exhausted": not has_span}
+            answers = [{"score": score, "start": m["start"], "end": m["end"], "answer": text}]
+        else:
+            answers = []
+        result = {
+            "example_index": m["example_index"],
+            "answers": answers,
+            "null_score": m["null_score"],
+            "null_odds": m["null_odds"],
+            "best_non_null": text,
+            "n_spans": int(has_span),
+            "exhausted": not has_span,
+        }
+        if keep_nbest:
+            result["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in m["nbest"]]
+        out.append(result)
+    return out
+
+
+def _ranked(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
+    """top_k > 1: the example's distinct spans (the same character span proposed by two windows counts
+    once, its best entry) and the null answer, ranked, with probabilities over the n-best spans."""
+    impossible = rule.handle_impossible_answer
     nbest = m["nbest"]
     if impossible:
         logits = [c["score"] for c in nbest] + [m["null_score"]]
@@ -170,7 +193,19 @@ def _logits_answers(m: dict, context: str, rule: AnswerRule, pool: int) -> dict:
         null_rank = m["null_score"] - rule.null_score_diff_threshold
         place = sum(1 for _, logit in ranked if logit >= null_rank)
         answers.insert(place, {"score": probs[-1], "start": 0, "end": 0, "answer": ""})
-    return {**out, "answers": answers[: rule.top_k], "n_spans": len(ranked), "exhausted": len(nbest) < pool}
+    has_span = m["score"] != NEG_INF
+    out = {
+        "example_index": m["example_index"],
+        "answers": answers[: rule.top_k],
+        "null_score": m["null_score"],
+        "null_odds": m["null_odds"],
+        "best_non_null": context[m["start"] : m["end"]] if has_span else "",
+        "n_spans": len(ranked),
+        "exhausted": len(nbest) < pool,
+    }
+    if rule.keep_nbest:
+        out["nbest"] = [{"text": context[c["start"] : c["end"]], **c} for c in nbest]
+    return out
 
 
 def best(result: dict) -> dict:

@@ -26,6 +26,7 @@ from lightning_qa.callbacks import (
     TrainingCurves,
 )
 from lightning_qa.data import SquadDataModule
+from lightning_qa.distill import check_tokenizers
 from lightning_qa.errors import reported
 from lightning_qa.io import DataError
 from lightning_qa.model import NonFiniteLossError, QAModel
@@ -120,6 +121,12 @@ class QACLI(LightningCLI):
             self.trainer_defaults_callbacks = [writer]
             if cfg.get("return_predictions") is None:  # the writer streams answers to disk
                 cfg.return_predictions = False
+
+    def before_fit(self) -> None:
+        """A teacher that tokenizes differently is refused before any work (tokenizing, the teacher pass)."""
+        model = self.model
+        if isinstance(model, QAModel) and model.distilling:
+            check_tokenizers(model.tokenizer, model.hparams.model_name_or_path, model.hparams.teacher)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         extra: list[Callback] = [RichModelSummary(max_depth=2), TrainingCurves(), EvaluationWriter()]

@@ -26,7 +26,14 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
-from lightning_qa.features import LABELS, MODEL_INPUTS, Collator, chunk_batches, prepare_features
+from lightning_qa.features import (
+    LABELS,
+    MODEL_INPUTS,
+    TEACHER_LOGITS,
+    Collator,
+    chunk_batches,
+    prepare_features,
+)
 from lightning_qa.io import DataError, count_examples, iter_examples, read_examples
 from lightning_qa.samplers import ExampleShardSampler, LengthGroupedSampler, ResumableLoader, ShuffledSampler
 from lightning_qa.tokenization import cut_questions, load_tokenizer, question_budget
@@ -221,6 +228,7 @@ class SquadDataModule(LightningDataModule):
         self._train_position: dict[str, int] | None = None  # restored from a checkpoint, applied once
         self.n_predict = 0  # questions to predict, counted by the pre-pass (`io.count_examples`)
         self.predict_todo: list[int] | None = None  # chunks still to answer (set by the prediction writer)
+        self.teacher_logits: datasets.Dataset | None = None  # row-aligned with the training features
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -420,6 +428,29 @@ class SquadDataModule(LightningDataModule):
             return
         yield from islice(iter_examples(hp.predict_file), self.n_predict)
 
+    def add_teacher_logits(self, teacher: str) -> None:
+        """Attach a teacher's logits of every training window (`distill.teacher_logits`): read from their
+        Arrow file beside the feature cache, keyed by the features' key, the teacher and the trainer's
+        precision, or computed once (every rank then reads the same file; a resumed run finds it there)."""
+        from lightning_qa import distill
+
+        features = self._require("train")
+        trainer = self.trainer
+        precision = str(trainer.precision) if trainer else "32-true"
+        fingerprint = self._fingerprint("train")
+        key = _fingerprint(fingerprint, distill.teacher_key(teacher, precision))
+        self.teacher_logits = distill.teacher_logits(
+            teacher,
+            features,
+            os.path.join(self.cache_dir, "features", f"train-{fingerprint}.teacher-{key}.arrow"),
+            pad_token_id=self.tokenizer.pad_token_id or 0,
+            batch_size=self.hparams.eval_batch_size,
+            device=trainer.strategy.root_device if trainer else torch.device("cpu"),
+            precision=trainer.precision_plugin if trainer else None,
+            local_rank=trainer.local_rank if trainer else 0,
+            progress=trainer is None or trainer.progress_bar_callback is not None,
+        )
+
     # -- loaders ----------------------------------------------------------------------------------------
     def _collator(self) -> Collator:
         return Collator(self.tokenizer.pad_token_id or 0, self.hparams.pad_to_multiple_of)
@@ -440,7 +471,9 @@ class SquadDataModule(LightningDataModule):
             sampler = LengthGroupedSampler(lengths, hp.train_batch_size, hp.seed, world, rank)
         else:
             sampler = ShuffledSampler(features, world, rank, shuffle=hp.shuffle, seed=hp.seed)
-        model_columns = [c for c in (*MODEL_INPUTS, *LABELS) if c in features.column_names]
+        if self.teacher_logits is not None:
+            features = datasets.concatenate_datasets([features, self.teacher_logits], axis=1)
+        model_columns = [c for c in (*MODEL_INPUTS, *LABELS, *TEACHER_LOGITS) if c in features.column_names]
         self._train_loader = ResumableLoader(
             features.select_columns(model_columns),
             batch_size=hp.train_batch_size,

@@ -89,6 +89,7 @@ def merge_windows(
     n_best: int = 20,
     *,
     keep_nbest: bool = True,
+    with_null: bool = False,
 ) -> list[dict]:
     """Merge the windows' candidates (rows of `candidates`, in any order) into one result per example.
 
@@ -96,8 +97,8 @@ def merge_windows(
     span (char offsets; start = end = 0 and score -inf when no window has a valid span); "probability",
     the probability the model assigns to this span among the example's n-best candidate spans (softmax
     of the scores of the `nbest` list); "null_score" (min over windows); "null_odds" = null_score - score
-    (+inf without a span); "probability_with_null" and "null_probability", the best span's and the null
-    answer's shares of the softmax over the n-best spans plus the null score (SQuAD 2.0); "nbest": the `n_best` best spans over all windows, best first, as dicts
+    (+inf without a span); with `with_null`, "probability_with_null" and "null_probability", the best span's
+    and the null answer's shares of the softmax over the n-best spans plus the null score (SQuAD 2.0); "nbest": the `n_best` best spans over all windows, best first, as dicts
     {"start", "end", "score", "probability"}. Overlapping windows can propose the same span twice; both
     entries stay (each is a candidate of the model), as in the usual SQuAD post-processing.
     `keep_nbest=False` leaves "nbest" out: scoring needs only the best span, and the n-best dicts are
@@ -153,22 +154,17 @@ def merge_windows(
         probs = exp / exp.sum(axis=1, keepdims=True)
     null = np.full(ids.size, math.inf, dtype=np.float32)
     np.minimum.at(null, row, candidates["null_score"].detach().float().cpu().numpy())
-    peak = np.maximum(top[:, 0], null)  # softmax over the n-best spans and the null score
-    with np.errstate(invalid="ignore", over="ignore"):
-        span_weights = np.exp(top - peak[:, None]).sum(axis=1)
-        null_weight = np.exp(null - peak)
-        with_null = (np.exp(top[:, 0] - peak) / (span_weights + null_weight)).tolist()
-        null_probability = (null_weight / (span_weights + null_weight)).tolist()
+    if with_null:
+        peak = np.maximum(top[:, 0], null)  # softmax over the n-best spans and the null score
+        with np.errstate(invalid="ignore", over="ignore"):
+            span_weights = np.exp(top - peak[:, None]).sum(axis=1)
+            null_weight = np.exp(null - peak)
+            with_null_p = (np.exp(top[:, 0] - peak) / (span_weights + null_weight)).tolist()
+            null_p = (null_weight / (span_weights + null_weight)).tolist()
 
     n_found = (top > NEG_INF).sum(axis=1).tolist()
     best = zip(
-        starts[:, 0].tolist(),
-        ends[:, 0].tolist(),
-        top[:, 0].tolist(),
-        probs[:, 0].tolist(),
-        with_null,
-        null_probability,
-        strict=True,
+        starts[:, 0].tolist(), ends[:, 0].tolist(), top[:, 0].tolist(), probs[:, 0].tolist(), strict=True
     )
     if keep_nbest:  # one flat list of dicts, sliced per example: found spans are a prefix of each row
         flat = (x.reshape(-1).tolist() for x in (starts, ends, top, probs))
@@ -176,22 +172,24 @@ def merge_windows(
             {"start": a, "end": b, "score": c, "probability": d} for a, b, c, d in zip(*flat, strict=True)
         ]
     out = []
-    for i, (ex, n, null_score, (s, e, sc, p, pn, p_null)) in enumerate(
+    for i, (ex, n, null_score, (s, e, sc, p)) in enumerate(
         zip(ids.tolist(), n_found, null.tolist(), best, strict=True)
     ):
         if n == 0:
-            s, e, sc, p, pn, p_null = 0, 0, NEG_INF, 0.0, 0.0, 1.0
+            s, e, sc, p = 0, 0, NEG_INF, 0.0
         result = {
             "example_index": ex,
             "start": s,
             "end": e,
             "score": sc,
             "probability": p,
-            "probability_with_null": pn,
-            "null_probability": p_null,
             "null_score": null_score,
             "null_odds": null_score - sc if n else math.inf,
         }
+        if with_null:
+            result["probability_with_null"], result["null_probability"] = (
+                (with_null_p[i], null_p[i]) if n else (0.0, 1.0)
+            )
         if keep_nbest:
             result["nbest"] = flat_nbest[i * k : i * k + n]
         out.append(result)

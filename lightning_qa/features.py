@@ -27,6 +27,8 @@ from lightning_qa.tokenization import (
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 LABELS = ("start_positions", "end_positions")
+# a teacher's logits of each training window (`distill.py`), padded with the batch
+TEACHER_LOGITS = ("teacher_start_logits", "teacher_end_logits")
 # per-window integers that travel with a batch; the rest of an evaluation feature are lists of strings
 INDEX_KEYS = ("cls_index", "example_index", "feature_index")
 TEXT_KEYS = ("example_id", "context", "answer_texts")
@@ -196,6 +198,12 @@ def collate(
             offsets[row, :n] = np.asarray(f["offsets"]).reshape(-1, 2)
     batch: dict[str, Any] = {k: torch.from_numpy(v) for k, v in arrays.items()}
     batch["attention_mask"] = torch.from_numpy(mask)
+    for key in TEACHER_LOGITS:
+        if key in first:  # padding is masked out of the loss
+            logits = np.zeros((len(features), length), np.float32)
+            for row, (f, n) in enumerate(zip(features, lengths, strict=True)):
+                logits[row, :n] = f[key]
+            batch[key] = torch.from_numpy(logits)
     for key in (*LABELS, *INDEX_KEYS):
         if key in first:
             batch[key] = torch.tensor([f[key] for f in features])

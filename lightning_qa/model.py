@@ -23,7 +23,8 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, get_linear_s
 from lightning_qa import metrics
 from lightning_qa.answers import AnswerRule, decode_outputs, window_candidates
 from lightning_qa.checkpoint import CKPT_KEY, read_settings, tokenizer_files
-from lightning_qa.features import model_inputs
+from lightning_qa.distill import check_tokenizers, distill_loss
+from lightning_qa.features import TEACHER_LOGITS, model_inputs
 from lightning_qa.hardware import warn_if_slow_bf16
 from lightning_qa.tokenization import load_tokenizer
 
@@ -56,6 +57,14 @@ class QAModel(LightningModule):
             probabilities, answers with the same text merged, whole words; `score` is then the pipeline's).
             Validation and test always use "logits". Stored with the model: what `QAPredictor` and `serve`
             use for it by default.
+        keep_layers: Keep only these encoder layers (e.g. [0, 2, 4]) when building from pretrained weights,
+            as DistilBERT was initialised from BERT; the smaller config is what checkpoints and exports
+            record. Ignored when the model is rebuilt from a checkpoint (`pretrained` False).
+        teacher: A fine-tuned QA model to distill from during `fit` (an `hf_model/` directory, a .ckpt of
+            ours or a hub name) with the student's tokenizer. Its logits are computed once before training
+            and cached beside the features; it is never part of this module or its checkpoints.
+        distill_temperature: Softmax temperature of the distillation term.
+        distill_alpha: Weight of the distillation term; the hard-label term gets 1 - alpha (0: no teacher).
         quantize: "int8": `predict`, `validate` and `test` run an int8 version of the model with onnxruntime
             on the CPU (made when the stage starts, from the checkpoint's weights; not accuracy-checked:
             `lightning_qa export --quantize int8` writes a checked one). An int8 export given as
@@ -80,11 +89,19 @@ class QAModel(LightningModule):
         compile: bool = False,
         trust_remote_code: bool = False,
         decoding: Literal["logits", "pipeline"] = "logits",
+        keep_layers: list[int] | None = None,
+        teacher: str | None = None,
+        distill_temperature: float = 2.0,
+        distill_alpha: float = 0.5,
         quantize: Literal["int8"] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         AnswerRule(decoding, n_best_size=n_best_size, max_answer_length=max_answer_length)  # checks them now
+        if not 0.0 <= distill_alpha <= 1.0 or distill_temperature <= 0:
+            raise ValueError(
+                f"distill_alpha must be in [0, 1] and distill_temperature > 0, not {distill_alpha} and {distill_temperature}"
+            )
         self._int8: Any = None  # the int8 model predict/validate/test run instead of self.model
         stored = read_settings(model_name_or_path) if os.path.isdir(model_name_or_path) else {}
         if stored.get("quantization"):  # an int8 export: no float32 weights to load
@@ -95,6 +112,8 @@ class QAModel(LightningModule):
             self.model = AutoModelForQuestionAnswering.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
+            if keep_layers is not None:
+                keep_encoder_layers(self.model, keep_layers)
         else:
             config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
             self.model = AutoModelForQuestionAnswering.from_config(
@@ -126,8 +145,44 @@ class QAModel(LightningModule):
             )
         return out
 
+    @property
+    def distilling(self) -> bool:
+        return self.hparams.teacher is not None and self.hparams.distill_alpha > 0
+
+    def setup(self, stage: str) -> None:
+        """Before `fit` trains: the teacher's logits of every training window, once (`distill.py`)."""
+        if stage == "fit" and self._int8 is not None:
+            raise ValueError(
+                f"{self.hparams.model_name_or_path} is an int8 export: it cannot be fine-tuned (fine-tune the "
+                "float32 model, then export it with --quantize int8)"
+            )
+        if stage != "fit" or not self.distilling:
+            return  # alpha 0: no teacher touched, nothing drawn, plain fine-tuning
+        datamodule = self.trainer.datamodule
+        if not hasattr(datamodule, "add_teacher_logits"):
+            raise ValueError(
+                "--model.teacher needs lightning_qa's SquadDataModule (it caches the teacher's logits)"
+            )
+        check_tokenizers(self.tokenizer, self.hparams.model_name_or_path, self.hparams.teacher)
+        datamodule.add_teacher_logits(self.hparams.teacher)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        loss = self(batch).loss
+        out = self(batch)
+        loss = out.loss
+        size = batch["input_ids"].shape[0]
+        if self.distilling and TEACHER_LOGITS[0] in batch:
+            kl = distill_loss(
+                out.start_logits,
+                out.end_logits,
+                batch[TEACHER_LOGITS[0]],
+                batch[TEACHER_LOGITS[1]],
+                batch["attention_mask"],
+                self.hparams.distill_temperature,
+            )
+            alpha = self.hparams.distill_alpha
+            self.log("train/ce_loss", loss, batch_size=size, sync_dist=True)
+            self.log("train/kl_loss", kl, batch_size=size, sync_dist=True)
+            loss = alpha * kl + (1 - alpha) * loss
         if self.hparams.nonfinite_loss != "ignore" and self._any_rank_nonfinite(loss):
             if self.hparams.nonfinite_loss == "skip":
                 rank_zero_warn(f"non-finite training loss at step {self.global_step}: batch skipped")
@@ -137,7 +192,7 @@ class QAModel(LightningModule):
                 "touched; the last good checkpoint is kept (set --model.nonfinite_loss skip to skip such batches)"
             )
         # synced: one scalar all-reduce, so the logged curve is the global batch's, on any number of devices
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         return loss
 
     def _any_rank_nonfinite(self, loss: torch.Tensor) -> bool:
@@ -264,13 +319,6 @@ class QAModel(LightningModule):
         if self.trainer.state.fn == "validate":  # not fit's validation: training goes on in float32
             self._use_int8()
 
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self._int8 is not None:
-            raise ValueError(
-                f"{self.hparams.model_name_or_path} is an int8 export: it cannot be fine-tuned (fine-tune the "
-                "float32 model, then export it with --quantize int8)"
-            )
-
     def on_fit_start(self) -> None:
         if str(self.trainer.precision).startswith("bf16"):
             warn_if_slow_bf16(torch.bfloat16, self.device)
@@ -304,6 +352,33 @@ class QAModel(LightningModule):
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+def keep_encoder_layers(model: torch.nn.Module, keep: list[int]) -> None:
+    """Keep only encoder layers `keep` (increasing indices), in place, and record it in the config.
+
+    The layer list is the one `ModuleList` named `layer`/`layers` with `num_hidden_layers` entries: BERT,
+    RoBERTa, ELECTRA (`encoder.layer`), DistilBERT (`transformer.layer`) and their kin.
+    """
+    n = model.config.num_hidden_layers
+    if not keep or any(not 0 <= i < n for i in keep) or list(keep) != sorted(set(keep)):
+        raise ValueError(
+            f"keep_layers {list(keep)}: give increasing, distinct indices of the model's {n} encoder layers (0 to {n - 1})"
+        )
+    found = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.ModuleList)
+        and len(m) == n
+        and name.rsplit(".", 1)[-1] in ("layer", "layers")
+    ]
+    if len(found) != 1:
+        raise ValueError(f"keep_layers: cannot find the encoder layers of {type(model).__name__}")
+    parent_name, _, attr = found[0].rpartition(".")
+    parent = model.get_submodule(parent_name)
+    layers = getattr(parent, attr)
+    setattr(parent, attr, torch.nn.ModuleList([layers[i] for i in keep]))
+    model.config.num_hidden_layers = len(keep)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -58,6 +58,15 @@ def _warmup(hp: dict[str, Any]) -> str:
     return "none"
 
 
+def _teacher(hp: dict[str, Any]) -> str | None:
+    """The teacher a model was distilled from, with T and alpha (a local path by its last part)."""
+    teacher = hp.get("teacher")
+    if not teacher or not hp.get("distill_alpha"):
+        return None
+    name = teacher if _is_hub_name(teacher) else os.path.basename(os.path.normpath(teacher))
+    return f"`{name}` (T {hp.get('distill_temperature')}, alpha {hp.get('distill_alpha')})"
+
+
 def model_card(
     checkpoint: dict[str, Any],
     name: str,
@@ -156,6 +165,8 @@ def model_card(
         ("doc_stride", data.get("doc_stride")),
         ("max_question_length", data.get("max_question_length")),
         ("Seed", training.get("seed")),
+        ("Encoder layers kept from the base model", hp.get("keep_layers")),
+        ("Distilled from", _teacher(hp)),
     ]
     lines += ["", "## Training settings", "", "| Setting | Value |", "|---|---|"]
     lines += [f"| {k} | {_number(v, digits=0)} |" for k, v in settings if v not in (None, "auto")]

@@ -92,6 +92,31 @@ def last_metrics(run_dir: str | Path) -> dict[str, float]:
     return merged
 
 
+def bert_teacher(out_dir, tokenizer_dir: str, layers: int = 2, dropout: float = 0.1) -> str:
+    """A tiny random BERT QA model with `tokenizer_dir`'s tokenizer: it needs token_type_ids, which the
+    DistilBERT students' features do not carry."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, BertConfig
+
+    from lightning_qa.tokenization import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(1)
+    AutoModelForQuestionAnswering.from_config(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return str(out_dir)
+
+
 def columns(records: list[dict]) -> dict[str, list]:
     """Records -> the column batch `prepare_features` takes."""
     return {k: [r[k] for r in records] for k in records[0]}

@@ -49,7 +49,7 @@ def decode(
 ):
     cands = feature_candidates(start, end, offsets, cls, n_best, max_answer_length)
     example_index = list(range(start.shape[0])) if example_index is None else example_index
-    merged = merge_windows(example_index, cands, n_best)
+    merged = merge_windows(example_index, cands, n_best, with_null=kw.get("version_2_with_negative", False))
     contexts = contexts or ["x" * 1000] * len(merged)
     return cands, select_answers(merged, contexts, **kw)
 
@@ -357,7 +357,8 @@ def compare_with_reference(examples, features, seed: int, version_2: bool, cls_b
                 dest.append(value)
     cands = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     example_index = [features[i]["example_index"] for i in order]
-    ours = select_answers(merge_windows(example_index, cands), [e["context"] for e in examples], version_2)
+    merged = merge_windows(example_index, cands, with_null=version_2)
+    ours = select_answers(merged, [e["context"] for e in examples], version_2)
     ref = reference_decode(*ref_inputs)
 
     assert [a["example_index"] for a in ours] == list(range(len(examples))) == list(ref)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL, last_metrics, run_dirs, sample_args
+from helpers import SMALL, bert_teacher, last_metrics, run_dirs, sample_args
 
 from lightning_qa.checkpoint import load_checkpoint
 
@@ -52,13 +52,17 @@ def _fit_args(tmp_path, model_dir, sample_dir, root: str) -> list[str]:
     ]
 
 
-def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, tiny_model_dir, sample_dir):
-    straight = _run(_fit_args(tmp_path, tiny_model_dir, sample_dir, "straight"))
+@pytest.mark.parametrize("distill", [False, True], ids=["plain", "teacher"])
+def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, tiny_model_dir, sample_dir, distill):
+    """With a teacher too: its logits, computed once by the first run, serve the resumed one unchanged."""
+    teacher = ["--model.teacher", bert_teacher(tmp_path / "teacher", tiny_model_dir)] if distill else []
+    straight = _run(_fit_args(tmp_path, tiny_model_dir, sample_dir, "straight") + teacher)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     marker = tmp_path / "kill.marker"
     killed = _run(
         _fit_args(tmp_path, tiny_model_dir, sample_dir, "killed")
+        + teacher
         + [
             "--trainer.callbacks+=fault_injection.KillAtEpoch",
             "--trainer.callbacks.epoch=1",
@@ -84,6 +88,10 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, tiny_model
     again = last_metrics(run)
     for key in ("val/exact_match", "val/f1", "val/loss"):
         assert again[key] == final[key]
+    if distill:
+        assert final["train/kl_loss"] == again["train/kl_loss"] > 0
+        logs = [p.stderr for p in (straight, killed, resumed)]
+        assert [log.count("Teacher logits:") for log in logs] == [1, 0, 0]  # computed once, then read
 
 
 @pytest.mark.parametrize("sampler", ["shuffled", "length_grouped"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL, last_metrics, requires_minilm, run_dirs, sample_args
+from helpers import SMALL, bert_teacher, last_metrics, requires_minilm, run_dirs, sample_args
 
 from lightning_qa.checkpoint import load_checkpoint
 from lightning_qa.cli import main
@@ -68,19 +68,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _train_losses(run_dir) -> list[float]:
+def _train_losses(run_dir, key: str = "train/loss") -> list[float]:
     import csv
 
     rows = csv.DictReader(open(os.path.join(run_dir, "metrics.csv")))
-    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    return [float(r[key]) for r in rows if r.get(key)]
 
 
-@requires_minilm
-def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dropout_model_dir, sample_dir):
-    """Same global batch (1 x 8 vs 2 x 4), no shuffling, no dropout: same losses and weights."""
+def _one_and_two_processes(tmp_path, model_dir, sample_dir, extra: list[str] = ()) -> dict[str, tuple]:
+    """The same fit on 1 process x 8 windows and on 2 DDP processes x 4: each run's directory and log."""
     common = [
         "fit",
-        *sample_args(no_dropout_model_dir, sample_dir, validation=False),
+        *sample_args(model_dir, sample_dir, validation=False),
         "--data.shuffle",
         "false",
         "--trainer.max_steps",
@@ -96,9 +95,10 @@ def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dro
         "--model.learning_rate",
         "1e-3",
         *SMALL,
+        *extra,
     ]
     runs = {}
-    for name, extra in (
+    for name, devices in (
         ("one", ["--trainer.devices", "1", "--data.train_batch_size", "8"]),
         ("two", ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--data.train_batch_size", "4"]),
     ):
@@ -109,7 +109,7 @@ def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dro
                 "-m",
                 "lightning_qa.cli",
                 *common,
-                *extra,
+                *devices,
                 "--trainer.default_root_dir",
                 str(root),
                 "--data.cache_dir",
@@ -122,17 +122,42 @@ def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dro
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[name] = (root / "version_0", proc.stdout + proc.stderr)
-    one, two = _train_losses(runs["one"][0]), _train_losses(runs["two"][0])
+    return runs
+
+
+def _assert_same_training(runs: dict[str, tuple], key: str = "train/loss") -> None:
+    one, two = _train_losses(runs["one"][0], key), _train_losses(runs["two"][0], key)
     assert len(one) == len(two) == 6
-    assert one[-1] < one[0]  # it learns
     for a, b in zip(one, two, strict=True):
         assert b == pytest.approx(a, rel=1e-4)
     w1 = load_checkpoint(str(runs["one"][0] / "last.ckpt"))["state_dict"]
     w2 = load_checkpoint(str(runs["two"][0] / "last.ckpt"))["state_dict"]
     # Adam turns float noise in near-zero gradients into up to ~lr-sized steps: compare at that scale
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 2e-3
+
+
+@requires_minilm
+def test_ddp_two_processes_follow_the_single_process_loss_curve(tmp_path, no_dropout_model_dir, sample_dir):
+    """Same global batch (1 x 8 vs 2 x 4), no shuffling, no dropout: same losses and weights."""
+    runs = _one_and_two_processes(tmp_path, no_dropout_model_dir, sample_dir)
+    _assert_same_training(runs)
+    losses = _train_losses(runs["one"][0])
+    assert losses[-1] < losses[0]  # it learns
     # the features were tokenized once (by local rank 0 in prepare_data); the other rank read the cache
     assert runs["two"][1].count("Tokenized train:") == 1
+
+
+@requires_minilm
+def test_ddp_distillation_follows_the_single_process_run(tmp_path, no_dropout_model_dir, sample_dir):
+    """With a (BERT) teacher: the same CE, KL and total losses and weights on 1 and 2 processes; the two
+    ranks shared one teacher pass (half the rows each, gathered) and read one logits file."""
+    teacher = bert_teacher(tmp_path / "teacher", no_dropout_model_dir)
+    runs = _one_and_two_processes(tmp_path, no_dropout_model_dir, sample_dir, ["--model.teacher", teacher])
+    for key in ("train/loss", "train/kl_loss", "train/ce_loss"):
+        _assert_same_training(runs, key)
+    assert runs["two"][1].count("Teacher logits:") == 1 and "(on 2 process(es))" in runs["two"][1]
+    files = os.listdir(tmp_path / "cache-two" / "features")
+    assert len([f for f in files if ".teacher-" in f and f.endswith(".arrow")]) == 1
 
 
 def _torchrun_two_nodes(args: list[str], logs_dir: Path, name: str) -> list[str]:
