@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
         held = articles[a.train_articles :]
         if a.smoke:
             a.max_eval, a.speed_questions, a.repeat = 8, 8, 1
+        speed_file = common.write_squad(
+            common.first_questions(held, a.speed_questions), os.path.join(work, "s.json")
+        )
         held = common.first_questions(held, a.max_eval) if a.max_eval else held
         eval_file = common.write_squad(held, os.path.join(work, "eval.json"))
         examples = read_examples(eval_file)
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
             train_file = common.write_squad(articles[: a.train_articles], os.path.join(work, "train.json"))
             path = fine_tune(a, work, train_file)
         rows = []
-        speed_set = examples[: a.speed_questions]
+        speed_set = read_examples(speed_file)  # the first held-out questions, whatever --max-eval
         for name, v in variants(path, work).items():
             predictor = predictor_for(v, a.batch_size)
             t = time.perf_counter()
