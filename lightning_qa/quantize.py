@@ -36,7 +36,7 @@ DEFAULT_CHECK_SAMPLES = 1000
 DEFAULT_MAX_F1_DROP = 1.0
 # The fallback order: layer groups kept in float32, one more each try. The QA output layer first (its error
 # goes straight into the logits, and it is tiny), then the feed-forward output projections (their inputs, the
-# GELU outputs, carry the widest activation ranges of a BERT-like encoder), then the embedding tables.
+# GELU outputs, are where BERT-like encoders' activation outliers are reported), then the embedding tables.
 FALLBACK: tuple[tuple[str, ...], ...] = (
     (),
     ("qa_outputs",),
