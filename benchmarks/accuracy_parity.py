@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> dict | None:
             type=int if hidden in ("--seed", "--steps", "--warmup-steps") else str,
         )
     a = p.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if not set(a.sides.split(",")) <= {"ours", "reference"}:
         p.error(f"--sides: a comma-separated subset of ours,reference, not {a.sides!r}")
     if a.worker:

@@ -193,6 +193,9 @@ def main() -> None:
     )
     parser.add_argument("--work-dir", default=None)
     args = parser.parse_args()
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     info = machine()
     native_bf16 = info["amx"] or info["avx512_bf16"]
     precisions = (args.precisions or ("32,bf16" if native_bf16 else "32")).split(",")

@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     for name, kind in hidden.items():
         p.add_argument(name, type=kind, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if a.worker:
         return worker(a)
 

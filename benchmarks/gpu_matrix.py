@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--data", default=str(SQUAD), help="SQuAD-format training file")
     args = parser.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     peak = matmul_peak_tflops(args.device)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-train", type=int)
     p.add_argument("--max-eval", type=int)
     a = p.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     train_examples = read_examples(a.train_file)[: a.max_train]
     same = ("steps", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_steps", "seed")
     trainer, tokenizer, stats = train(

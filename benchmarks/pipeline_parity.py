@@ -522,6 +522,9 @@ def main() -> None:
     parser.add_argument("--details", default=None, help="write every answer and difference to this JSON")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if args.worker:
         worker(*args.worker)
         return

@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--questions", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if args.worker == "old":
         return old_worker(args.model, args.questions, args.out, args.old_batch_size)
     if args.worker == "predictor":

@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--profile", action="store_true", help="cProfile one cold eval-style build (top 25 functions)"
     )
     a = p.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     datasets.disable_progress_bars()
     logging.getLogger("lightning_qa").setLevel(logging.ERROR)
     tokenizer_dir = a.tokenizer or common.minilm_dir()

@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--num_threads", type=int, default=None, help="the server's model threads")
     parser.add_argument("--startup_timeout", type=float, default=300.0)
     args = parser.parse_args()
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 256:
         raise SystemExit("--requests must be 1..100000 and --concurrency 1..256")
     if args.url and urllib.parse.urlsplit(args.url).hostname not in LOOPBACK:

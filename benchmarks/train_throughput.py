@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    from lightning_qa.hardware import cpu_line
+
+    print(cpu_line(), flush=True)  # the figures below depend on it
     if a.warmup < 0 or (a.steps is not None and a.steps <= a.warmup):
         p.error("need --warmup >= 0 and --steps > --warmup")
     if a.worker:

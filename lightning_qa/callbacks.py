@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -18,6 +18,7 @@ from lightning_qa.model import QAModel
 from lightning_qa.model_card import run_config
 from lightning_qa.plots import plot_training_curves
 from lightning_qa.prediction_file import Layout, PartWriter, finish, plan, read_meta, write_meta
+from lightning_qa.quantize import DEFAULT_CHECK_SAMPLES, DEFAULT_MAX_F1_DROP
 
 
 class EvaluationWriter(Callback):
@@ -193,15 +194,31 @@ class ExportBestModel(Callback):
             created if needed (needs a login: `hf auth login` or HF_TOKEN). A failed upload is reported and
             leaves the local export in place.
         onnx: Also export `model.onnx`, checked against the PyTorch logits (needs the `onnx` extra).
+        quantize: "int8": also export `<run dir>/hf_model_int8`, accepted only after the accuracy check of
+            `lightning_qa export --quantize int8` on `check_file` (default: the run's validation file); a
+            refused int8 model is a warning, the float32 export stays.
+        check_file: SQuAD data with answers for the int8 check (default: `--data.validation_file`).
+        check_samples: Questions of the check file scored.
+        max_f1_drop: Largest F1 loss (points) of int8 against float32 accepted.
     """
 
-    def __init__(self, push_to_hub: str | None = None, onnx: bool = False) -> None:
-        if onnx:  # fail at start-up, not after training
+    def __init__(
+        self,
+        push_to_hub: str | None = None,
+        onnx: bool = False,
+        quantize: Literal["int8"] | None = None,
+        check_file: str | None = None,
+        check_samples: int = DEFAULT_CHECK_SAMPLES,
+        max_f1_drop: float = DEFAULT_MAX_F1_DROP,
+    ) -> None:
+        if onnx or quantize:  # fail at start-up, not after training
             from lightning_qa.onnx_export import require
 
             require("onnx", "onnxscript", "onnxruntime")
         self.push_to_hub = push_to_hub
         self.onnx = onnx
+        self.quantize, self.check_file = quantize, check_file
+        self.check_samples, self.max_f1_drop = check_samples, max_f1_drop
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         paths = [cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor]  # best by val/f1
@@ -226,6 +243,8 @@ class ExportBestModel(Callback):
                 training=training,
             )
             rank_zero_info(f"Exported {os.path.basename(ckpt)} in Hugging Face format to {out}")
+            if self.quantize:
+                self._export_int8(ckpt, training)
             if self.push_to_hub:
                 try:
                     url = push_to_hub(out, self.push_to_hub)
@@ -236,6 +255,23 @@ class ExportBestModel(Callback):
                         f"`lightning_qa export {ckpt} {out} --push_to_hub {self.push_to_hub}`."
                     )
         trainer.strategy.barrier("lightning_qa_export")
+
+    def _export_int8(self, ckpt: str, training: dict[str, Any]) -> None:
+        out = os.path.join(os.path.dirname(ckpt), "hf_model_int8")
+        try:
+            export_checkpoint(
+                ckpt,
+                out,
+                training=training,
+                quantize=self.quantize,
+                check_file=self.check_file,
+                check_samples=self.check_samples,
+                max_f1_drop=self.max_f1_drop,
+            )
+        except ValueError as e:  # refused by the accuracy check, or nothing to check on: the run stands
+            rank_zero_warn(f"No int8 export: {e}")
+            return
+        rank_zero_info(f"Exported {os.path.basename(ckpt)} as int8 (accuracy-checked) to {out}")
 
 
 class TrainingCurves(Callback):

@@ -7,6 +7,7 @@ module computes answers and metrics; writing them to files is the callbacks' job
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any, Literal
 
@@ -21,9 +22,10 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, get_linear_s
 
 from lightning_qa import metrics
 from lightning_qa.answers import AnswerRule, decode_outputs, window_candidates
-from lightning_qa.checkpoint import CKPT_KEY, tokenizer_files
+from lightning_qa.checkpoint import CKPT_KEY, read_settings, tokenizer_files
 from lightning_qa.distill import check_tokenizers, distill_loss
 from lightning_qa.features import TEACHER_LOGITS, model_inputs
+from lightning_qa.hardware import warn_if_slow_bf16
 from lightning_qa.tokenization import load_tokenizer
 
 
@@ -63,6 +65,10 @@ class QAModel(LightningModule):
             and cached beside the features; it is never part of this module or its checkpoints.
         distill_temperature: Softmax temperature of the distillation term.
         distill_alpha: Weight of the distillation term; the hard-label term gets 1 - alpha (0: no teacher).
+        quantize: "int8": `predict`, `validate` and `test` run an int8 version of the model with onnxruntime
+            on the CPU (made when the stage starts, from the checkpoint's weights; not accuracy-checked:
+            `lightning_qa export --quantize int8` writes a checked one). An int8 export given as
+            `model_name_or_path` runs as int8 without this option (and cannot be fine-tuned).
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class QAModel(LightningModule):
         teacher: str | None = None,
         distill_temperature: float = 2.0,
         distill_alpha: float = 0.5,
+        quantize: Literal["int8"] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -95,7 +102,13 @@ class QAModel(LightningModule):
             raise ValueError(
                 f"distill_alpha must be in [0, 1] and distill_temperature > 0, not {distill_alpha} and {distill_temperature}"
             )
-        if pretrained:
+        self._int8: Any = None  # the int8 model predict/validate/test run instead of self.model
+        stored = read_settings(model_name_or_path) if os.path.isdir(model_name_or_path) else {}
+        if stored.get("quantization"):  # an int8 export: no float32 weights to load
+            from lightning_qa.quantize import load_int8
+
+            self.model = self._int8 = load_int8(model_name_or_path, stored)
+        elif pretrained:
             self.model = AutoModelForQuestionAnswering.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
@@ -106,7 +119,8 @@ class QAModel(LightningModule):
             self.model = AutoModelForQuestionAnswering.from_config(
                 config, trust_remote_code=trust_remote_code
             )
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
+        if self._int8 is None:  # from_pretrained returns eval mode; Lightning keeps module modes as found
+            self.model.train()
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain keys
         self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code)  # stored in checkpoints
@@ -119,7 +133,8 @@ class QAModel(LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> Any:
         """Logits, and the loss when the batch has labels (see `qa_loss`)."""
-        out = self.model(**{k: batch[k] for k in self.input_names if k in batch})
+        run = self.model if self._int8 is None or self.training else self._int8
+        out = run(**{k: batch[k] for k in self.input_names if k in batch})
         if "start_positions" in batch:
             out.loss = qa_loss(
                 out.start_logits,
@@ -136,6 +151,11 @@ class QAModel(LightningModule):
 
     def setup(self, stage: str) -> None:
         """Before `fit` trains: the teacher's logits of every training window, once (`distill.py`)."""
+        if stage == "fit" and self._int8 is not None:
+            raise ValueError(
+                f"{self.hparams.model_name_or_path} is an int8 export: it cannot be fine-tuned (fine-tune the "
+                "float32 model, then export it with --quantize int8)"
+            )
         if stage != "fit" or not self.distilling:
             return  # alpha 0: no teacher touched, nothing drawn, plain fine-tuning
         datamodule = self.trainer.datamodule
@@ -282,7 +302,26 @@ class QAModel(LightningModule):
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _use_int8(self) -> None:
+        """`--model.quantize int8`: quantize the weights as loaded (a checkpoint's are loaded by now)."""
+        if self.hparams.quantize and self._int8 is None:
+            from lightning_qa.quantize import int8_model
+
+            self._int8 = int8_model(self.model, self.tokenizer)
+
+    def on_predict_start(self) -> None:
+        self._use_int8()
+
+    def on_test_start(self) -> None:
+        self._use_int8()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "validate":  # not fit's validation: training goes on in float32
+            self._use_int8()
+
     def on_fit_start(self) -> None:
+        if str(self.trainer.precision).startswith("bf16"):
+            warn_if_slow_bf16(torch.bfloat16, self.device)
         if str(self.trainer.precision) in ("bf16-true", "16-true"):
             rank_zero_warn(
                 f"precision={self.trainer.precision} keeps weights in half precision: AdamW updates of about "

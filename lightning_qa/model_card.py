@@ -68,10 +68,15 @@ def _teacher(hp: dict[str, Any]) -> str | None:
 
 
 def model_card(
-    checkpoint: dict[str, Any], name: str, training: dict[str, Any] | None = None, onnx: bool = False
+    checkpoint: dict[str, Any],
+    name: str,
+    training: dict[str, Any] | None = None,
+    onnx: bool = False,
+    quantization: dict[str, Any] | None = None,
 ) -> str:
     """A Hugging Face model card (README.md): front matter, training data and settings, validation
-    metrics and usage with `QAPredictor` and plain transformers."""
+    metrics and usage with `QAPredictor` and plain transformers (int8 exports: the accuracy check instead
+    of the transformers snippet, which needs the float32 weights)."""
     import yaml
 
     meta = checkpoint.get(CKPT_KEY, {})
@@ -89,7 +94,8 @@ def model_card(
         "pipeline_tag": "question-answering",
         "tags": ["question-answering", "extractive-qa", "lightning_qa", "pytorch-lightning"]
         + (["squad_v2"] if v2 else ["squad"])
-        + (["onnx"] if onnx else []),
+        + (["onnx"] if onnx or quantization else [])
+        + (["int8"] if quantization else []),
     }
     if _is_hub_name(base):
         front["base_model"] = base
@@ -197,6 +203,11 @@ def model_card(
         f"qa = QAPredictor({json.dumps(name)})",
         'print(qa(question="Who opened the café?", context="Zoë opened the Café Lumière in 1887."))',
         "```",
+    ]
+    if quantization:
+        lines += ["", *_int8_section(quantization)]
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         "With plain transformers (one window, best start and end; no long-context or no-answer handling):",
         "",
@@ -233,3 +244,42 @@ def model_card(
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _int8_section(q: dict[str, Any]) -> list[str]:
+    """What an int8 export is, how it was made and the accuracy check that accepted it."""
+    check = q["check"]
+    lines = [
+        "## int8 (accuracy-checked)",
+        "",
+        f"`{q['file']}` holds the int8 model ({q['bytes'] / 1e6:.1f} MB; float32 ONNX "
+        f"{q['fp32_onnx_bytes'] / 1e6:.1f} MB), made by {q['library']} `{q['method']}`; "
+        f'`QAPredictor` runs it with onnxruntime (`pip install "lightning_qa[onnx]"`). There are no float32 '
+        "weights in this directory.",
+        "",
+        "| Setting | Value |",
+        "|---|---|",
+        f"| Quantized op types | {', '.join(q['op_types'])} |",
+        f"| Per-channel weights | {q['per_channel']} |",
+        f"| Reduced range (7-bit) | {q['reduce_range']} |",
+        f"| Kept in float32 | {', '.join(q['kept_float32']) or 'nothing'} |",
+        "",
+        f"Accuracy check: {check['questions']} questions of `{check['file']}` ({check['file_bytes']:,} bytes), "
+        f"official SQuAD scores, limit {check['max_f1_drop']:g} F1 point(s) of drop:",
+        "",
+        "| Model | Exact match | F1 |",
+        "|---|---|---|",
+        f"| float32 | {check['fp32']['exact_match']:.2f} | {check['fp32']['f1']:.2f} |",
+        f"| int8 | {check['int8']['exact_match']:.2f} | {check['int8']['f1']:.2f} |",
+        "",
+        "Options tried, in the fixed fallback order (accepted: the last):",
+        "",
+        "| Kept in float32 | F1 | F1 drop | Size MB |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {', '.join(t['kept_float32']) or 'nothing'} | {t['f1']:.2f} | {t['f1_drop']:.2f} | "
+        f"{t['bytes'] / 1e6:.1f} |"
+        for t in q["tried"]
+    ]
+    return lines

@@ -68,6 +68,7 @@ from torch import Tensor
 from lightning_qa import checkpoint as ckpt_io
 from lightning_qa.answers import AnswerRule, best, rank, window_candidates
 from lightning_qa.features import chunk_batches, model_inputs
+from lightning_qa.hardware import warn_if_slow_bf16
 from lightning_qa.tokenization import load_tokenizer, question_budget
 
 DTYPES = {
@@ -123,6 +124,9 @@ class QAPredictor:
             every batch size and window length. The first call compiles (seconds to a minute); later ones
             run fused kernels, which pays most for small models on the CPU. For servers and long jobs; a
             torch module only.
+        quantize: "int8": run an int8 version of the model with onnxruntime on the CPU (ONNX Runtime
+            dynamic quantization, made on the fly and not accuracy-checked; `lightning_qa export --quantize
+            int8` writes a checked one, which loads as int8 with no option). Needs the `onnx` extra.
         options: The answering options (`OPTIONS`), each defaulting to the model's stored setting, else
             the old pipeline's: `decoding` ("logits" or "pipeline"), `top_k`, `doc_stride`,
             `max_answer_len`, `max_seq_len` (default min(tokenizer's model_max_length, 384)),
@@ -145,6 +149,7 @@ class QAPredictor:
         input_names: Sequence[str] | None = None,
         trust_remote_code: bool = False,
         compile: bool = False,
+        quantize: str | None = None,
         **options: Any,
     ) -> None:
         if model is None and model_name_or_path is None:
@@ -163,7 +168,11 @@ class QAPredictor:
                 loaded = ckpt_io.build_model(checkpoint, tokenizer_source, trust_remote_code)
         elif path is not None:
             self.settings = ckpt_io.read_settings(path)
-            if model is None:
+            if model is None and self.settings.get("quantization"):  # an int8 export: nothing else to load
+                from lightning_qa.quantize import load_int8
+
+                model = load_int8(path, self.settings)
+            elif model is None:
                 from transformers import AutoModelForQuestionAnswering
 
                 loaded = AutoModelForQuestionAnswering.from_pretrained(
@@ -179,6 +188,16 @@ class QAPredictor:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("a fast tokenizer is required (offset mapping)")
         self.tokenizer = tokenizer
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', not {quantize!r}")
+        if quantize and isinstance(model, torch.nn.Module):
+            if compile or dtype not in (None, "auto", "fp32", "float32", torch.float32):
+                raise ValueError("quantize='int8' runs in onnxruntime: it takes no dtype or compile")
+            from lightning_qa.quantize import int8_model
+
+            model, loaded = int8_model(model.float(), tokenizer), None
+        elif quantize and not self.settings.get("quantization"):
+            raise ValueError("quantize='int8' needs a torch model (or an int8 export), not a model= callable")
 
         is_module = isinstance(model, torch.nn.Module)
         if device is None:
@@ -193,6 +212,7 @@ class QAPredictor:
             torch_dtype = _dtype(dtype) if dtype != "auto" else None
             model.to(device=self.device, dtype=torch_dtype) if torch_dtype else model.to(self.device)
             self.dtype = next(iter(model.parameters()), torch.empty(0)).dtype
+            warn_if_slow_bf16(self.dtype, self.device)
         else:
             self.dtype = _dtype(dtype) if dtype not in (None, "auto") else None
         if compile and not is_module:

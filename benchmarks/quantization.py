@@ -1,0 +1,269 @@
+"""int8 against fp32 and bf16 on this CPU: F1 / EM on the held-out SQuAD articles, questions/s, model size.
+
+Model: MiniLM-L6 fine-tuned on the first 36 articles of SQuAD v1.1 dev (as in `accuracy_parity.py`), scored
+on the last 12. Give a fine-tuned model with `--model` (a `lightning_qa fit` checkpoint or an exported
+directory), or let the script fine-tune one for `--train-steps` steps (bf16-mixed where the CPU has native
+bf16, else fp32). Variants, each run by `QAPredictor` with the model's stored settings:
+
+    torch fp32, torch bf16 (weights in bf16), onnxruntime fp32 (our ONNX export),
+    onnxruntime int8 (`lightning_qa.quantize`: MatMul + embeddings, and MatMul only),
+    torch.ao dynamic int8 (Linear layers; deprecated API, measured for comparison)
+
+Speed: the same `--speed-questions` questions, `--batch-size` windows per forward pass, best of `--repeat`
+passes, questions/s; optional `--speed-shape base` adds a random DistilBERT-base shaped model, speed only.
+Sizes: the weights file of each variant. Prints the CPU model and its bf16/int8 capabilities, a table and
+one JSON line.
+
+    python benchmarks/quantization.py --model runs/version_0/last.ckpt
+    python benchmarks/quantization.py --train-steps 150 --max-eval 1000
+    python benchmarks/quantization.py --smoke      # tiny random model, a few questions (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common  # noqa: E402
+
+from lightning_qa.hardware import cpu_info, cpu_line, native_bf16  # noqa: E402
+from lightning_qa.quantize import score  # noqa: E402
+
+
+def fine_tune(a: argparse.Namespace, work: str, train_file: str) -> str:
+    """`lightning_qa fit` of MiniLM + a QA head for `--train-steps` steps; returns its last.ckpt."""
+    from lightning_qa.cli import main as lightning_qa
+
+    model_dir = common.build_pretrained_qa(os.path.join(work, "model"), a.seed)
+    options = {
+        "model.model_name_or_path": model_dir,
+        "trainer.default_root_dir": os.path.join(work, "runs"),
+        "trainer.precision": "bf16-mixed" if native_bf16() else "32-true",
+        "trainer.enable_progress_bar": False,
+        "trainer.max_steps": a.train_steps,
+        "trainer.limit_val_batches": 0,
+        "checkpoint.save_top_k": 0,
+        "data.train_file": train_file,
+        "data.cache_dir": os.path.join(work, "cache"),
+        "data.train_batch_size": 16,
+        "data.group_by_length": True,
+        "seed_everything": a.seed,
+        "model.learning_rate": 1e-4,
+        "model.warmup_steps": max(1, a.train_steps // 10),
+    }
+    lightning_qa(["fit", *common.flags(options)])
+    (ckpt,) = glob.glob(os.path.join(work, "runs", "version_0", "last.ckpt"))
+    return ckpt
+
+
+def torch_model(path: str):
+    """The float32 Hugging Face model and its directory (a checkpoint is materialized first)."""
+    from lightning_qa import checkpoint as ckpt_io
+
+    if os.path.isfile(path):
+        checkpoint = ckpt_io.load_checkpoint(path)
+        model_dir = ckpt_io.materialize(path)
+        return ckpt_io.build_model(checkpoint, model_dir).eval(), path
+    from transformers import AutoModelForQuestionAnswering
+
+    return AutoModelForQuestionAnswering.from_pretrained(path).eval(), path
+
+
+def variants(path: str, work: str) -> dict[str, dict]:
+    """Each variant: a model for `QAPredictor(path, model=...)` (None: QAPredictor loads it) and its size."""
+    import torch
+
+    from lightning_qa.onnx_export import OnnxQAModel, export_onnx
+    from lightning_qa.quantize import quantize_onnx
+    from lightning_qa.tokenization import load_tokenizer
+
+    model, source = torch_model(path)
+    from lightning_qa import checkpoint as ckpt_io
+
+    tokenizer = load_tokenizer(ckpt_io.materialize(path) if os.path.isfile(path) else path)
+    fp32_file = os.path.join(work, "fp32.pt")
+    torch.save(model.state_dict(), fp32_file)
+    onnx_dir = os.path.join(work, "onnx")
+    os.makedirs(onnx_dir, exist_ok=True)
+    export_onnx(model, tokenizer, onnx_dir)
+    fp32_onnx = os.path.join(onnx_dir, "model.onnx")
+    out = {
+        "torch fp32": {"model": model, "bytes": os.path.getsize(fp32_file)},
+        "onnxruntime fp32": {"model": OnnxQAModel(fp32_onnx), "bytes": os.path.getsize(fp32_onnx)},
+    }
+    for name, keep in (("int8 (MatMul + embeddings)", ()), ("int8 (MatMul only)", ("embeddings",))):
+        file = os.path.join(work, f"{len(out)}.onnx")
+        t = time.perf_counter()
+        quantize_onnx(fp32_onnx, file, model, keep)
+        out[f"onnxruntime {name}"] = {
+            "model": OnnxQAModel(file),
+            "bytes": os.path.getsize(file),
+            "quantize_s": round(time.perf_counter() - t, 1),
+        }
+    out["torch bf16"] = {"dtype": "bf16", "bytes": os.path.getsize(fp32_file) // 2}  # parameter bytes
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated (it says so at every call)
+        warnings.simplefilter("ignore")
+        dynamic = torch.ao.quantization.quantize_dynamic(
+            model_copy(model), {torch.nn.Linear}, dtype=torch.qint8
+        )
+        int8_file = os.path.join(work, "torch-int8.pt")
+        torch.save(dynamic.state_dict(), int8_file)
+    out["torch.ao dynamic int8 (Linear)"] = {"model": dynamic, "bytes": os.path.getsize(int8_file)}
+    for v in out.values():
+        v["source"] = source
+    return out
+
+
+def model_copy(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def predictor_for(v: dict, batch_size: int):
+    from lightning_qa.predictor import QAPredictor
+
+    kwargs = {"model": v["model"]} if v.get("model") is not None else {"dtype": v.get("dtype")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return QAPredictor(v["source"], device="cpu", batch_size=batch_size, **kwargs)
+
+
+def questions_per_s(predictor, examples: list[dict], repeat: int) -> float:
+    questions, contexts = [e["question"] for e in examples], [e["context"] for e in examples]
+    predictor.predict(questions[:2], contexts[:2])  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        predictor.predict(questions, contexts)
+        best = min(best, time.perf_counter() - t)
+    return round(len(examples) / best, 2)
+
+
+def base_shape_speed(a: argparse.Namespace, work: str, examples: list[dict]) -> list[dict]:
+    """Speed only, a random DistilBERT-base shaped model: fp32, bf16, onnxruntime fp32 and int8."""
+    model_dir = common.build_random_distilbert(os.path.join(work, "base"), "base")
+    rows = []
+    for name, v in variants(model_dir, os.path.join(work, "base")).items():
+        rows.append(
+            {
+                "model": "distilbert-base shape (random)",
+                "variant": name,
+                "q_per_s": questions_per_s(predictor_for(v, a.batch_size), examples, a.repeat),
+                "size_mb": round(v["bytes"] / 1e6, 1),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="fine-tuned checkpoint (.ckpt) or exported directory (default: fine-tune)")
+    p.add_argument("--train-steps", type=int, default=150, help="fine-tuning steps without --model")
+    p.add_argument("--train-articles", type=int, default=36)
+    p.add_argument("--max-eval", type=int, help="only the first N held-out questions")
+    p.add_argument("--speed-questions", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass, every variant")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--speed-shape", choices=["none", "base"], default="none")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=str(common.DEFAULT_DATA))
+    p.add_argument("--work-dir", default=None)
+    p.add_argument("--smoke", action="store_true", help="a tiny random model and 8 questions (tests)")
+    a = p.parse_args(argv)
+    info = cpu_info()
+    print(cpu_line(), flush=True)
+    t0 = time.perf_counter()
+    from lightning_qa.io import read_examples
+
+    with tempfile.TemporaryDirectory(prefix="quantization-", dir=a.work_dir) as work:
+        articles = common.read_articles(a.data)
+        held = articles[a.train_articles :]
+        if a.smoke:
+            a.max_eval, a.speed_questions, a.repeat = 8, 8, 1
+        speed_file = common.write_squad(
+            common.first_questions(held, a.speed_questions), os.path.join(work, "s.json")
+        )
+        held = common.first_questions(held, a.max_eval) if a.max_eval else held
+        eval_file = common.write_squad(held, os.path.join(work, "eval.json"))
+        examples = read_examples(eval_file)
+        if a.smoke:
+            path = common.build_random_distilbert(os.path.join(work, "tiny"), "tiny")
+        elif a.model:
+            path = a.model
+        else:
+            train_file = common.write_squad(articles[: a.train_articles], os.path.join(work, "train.json"))
+            path = fine_tune(a, work, train_file)
+        rows = []
+        speed_set = read_examples(speed_file)  # the first held-out questions, whatever --max-eval
+        for name, v in variants(path, work).items():
+            predictor = predictor_for(v, a.batch_size)
+            t = time.perf_counter()
+            scores = score(predictor, examples, False)
+            rows.append(
+                {
+                    "model": "MiniLM-L6 fine-tuned" if not a.smoke else "tiny random",
+                    "variant": name,
+                    **scores,
+                    "score_s": round(time.perf_counter() - t, 1),
+                    "q_per_s": questions_per_s(predictor, speed_set, a.repeat),
+                    "size_mb": round(v["bytes"] / 1e6, 1),
+                    **({"quantize_s": v["quantize_s"]} if "quantize_s" in v else {}),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+        if a.speed_shape == "base":
+            rows += base_shape_speed(a, work, speed_set)
+    fp32 = {r["model"]: r for r in rows if r["variant"] == "torch fp32"}
+    for r in rows:
+        ref = fp32.get(r["model"])
+        if ref and "f1" in r:
+            r["f1_drop"] = round(ref["f1"] - r["f1"], 3)
+        if ref:
+            r["speed_vs_torch_fp32"] = round(r["q_per_s"] / ref["q_per_s"], 2)
+            r["size_vs_fp32"] = round(r["size_mb"] / ref["size_mb"], 3)
+    print(
+        f"\n{len(examples)} held-out questions (accuracy), {len(speed_set)} (speed), batch {a.batch_size} "
+        f"windows; CPU {info['cpu']} (AMX {info['amx']}, AVX-512 BF16 {info['avx512_bf16']}, VNNI "
+        f"{info['vnni']}); load average {os.getloadavg()[0]:.2f}"
+    )
+    common.print_table(
+        rows,
+        [
+            ("model", "model"),
+            ("variant", "variant"),
+            ("exact_match", "EM"),
+            ("f1", "F1"),
+            ("f1_drop", "F1 drop"),
+            ("q_per_s", "questions/s"),
+            ("speed_vs_torch_fp32", "x torch fp32"),
+            ("size_mb", "size MB"),
+            ("size_vs_fp32", "x fp32 size"),
+        ],
+    )
+    summary = {
+        "benchmark": "quantization",
+        "cpu": info,
+        "model": a.model or ("smoke" if a.smoke else f"fine-tuned {a.train_steps} steps"),
+        "eval_questions": len(examples),
+        "speed_questions": len(speed_set),
+        "batch_size": a.batch_size,
+        "rows": rows,
+        "total_wall_s": round(time.perf_counter() - t0, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
