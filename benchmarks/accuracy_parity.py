@@ -163,18 +163,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         help="both sides: length-grouped batches",
     )
     p.add_argument("--reference-padding", choices=["dynamic", "max_length"], default="dynamic")
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--eval-batch-size", type=int, default=32)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
-    p.add_argument(
-        "--train-articles", type=int, default=36, help="the first N articles train, the rest evaluate"
-    )
-    p.add_argument("--max-train", type=int, help="only the first N training questions (smoke tests)")
-    p.add_argument("--max-eval", type=int, help="only the first N evaluation questions (smoke tests)")
-    p.add_argument("--data", default=str(common.DEFAULT_DATA))
-    p.add_argument("--work-dir", default=None)
+    common.add_split_arguments(p)
     p.add_argument(
         "--sides", default="ours,reference", help="run only these (e.g. to redo one side of a recorded run)"
     )
@@ -203,12 +192,7 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     results, t0 = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accuracy-parity-", dir=a.work_dir) as tmp:
-        articles = common.read_articles(a.data)
-        train, held = articles[: a.train_articles], articles[a.train_articles :]
-        train = common.first_questions(train, a.max_train) if a.max_train else train
-        held = common.first_questions(held, a.max_eval) if a.max_eval else held
-        a.train_file = common.write_squad(train, os.path.join(tmp, "train.json"))
-        a.eval_file = common.write_squad(held, os.path.join(tmp, "eval.json"))
+        a.train_file, a.eval_file, n_train, n_eval = common.split_files(a, tmp)
         baseline = baseline_scores(read_examples(a.eval_file))
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             model_dir = common.build_pretrained_qa(os.path.join(tmp, f"model-seed{seed}"), seed)
@@ -241,7 +225,6 @@ def main(argv: list[str] | None = None) -> dict | None:
         for side in ("ours", "reference")
         if (rs := [r for r in results if r["side"] == side])
     }
-    n_train, n_eval = common.count_questions(train), common.count_questions(held)
     print(
         f"\nMiniLM-L6 + QA head, {n_train} training questions ({windows} windows), {n_eval} evaluation questions; "
         f"{steps} steps of {a.batch_size} ({a.epochs:g} epoch(s)), lr {a.learning_rate:g}, warm-up {warmup} steps, "

@@ -67,6 +67,35 @@ def first_questions(articles: list[dict], n: int) -> list[dict]:
     return out
 
 
+def add_split_arguments(p: Any) -> None:
+    """The fine-tuning recipe and the SQuAD v1.1 dev split (first 36 articles train, the last 12 are held out)
+    shared by the accuracy-parity and distillation proofs, so both train and score on the same questions."""
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument(
+        "--train-articles", type=int, default=36, help="the first N articles train, the rest evaluate"
+    )
+    p.add_argument("--max-train", type=int, help="only the first N training questions (smoke tests)")
+    p.add_argument("--max-eval", type=int, help="only the first N evaluation questions (smoke tests)")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--work-dir", default=None)
+
+
+def split_files(a: Any, out_dir: str) -> tuple[str, str, int, int]:
+    """The training and held-out SQuAD files of `add_split_arguments`' split, written into `out_dir`, and
+    how many questions each holds."""
+    articles = read_articles(a.data)
+    train, held = articles[: a.train_articles], articles[a.train_articles :]
+    train = first_questions(train, a.max_train) if a.max_train else train
+    held = first_questions(held, a.max_eval) if a.max_eval else held
+    train_file = write_squad(train, os.path.join(out_dir, "train.json"))
+    eval_file = write_squad(held, os.path.join(out_dir, "eval.json"))
+    return train_file, eval_file, count_questions(train), count_questions(held)
+
+
 def count_questions(articles: list[dict]) -> int:
     return sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
 

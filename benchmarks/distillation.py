@@ -175,18 +175,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--keep-layers", default="[0,2,4]", help="the student's layers of the 6-layer MiniLM")
     p.add_argument("--temperatures", default="2.0", help="distillation T (several, comma-separated: a sweep)")
     p.add_argument("--alphas", default="0.5", help="weight of the distillation term (several: a sweep)")
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--eval-batch-size", type=int, default=32)
-    p.add_argument(
-        "--train-articles", type=int, default=36, help="the first N articles train, the rest evaluate"
-    )
-    p.add_argument("--max-train", type=int, help="only the first N training questions (smoke tests)")
-    p.add_argument("--max-eval", type=int, help="only the first N evaluation questions (smoke tests)")
-    p.add_argument("--data", default=str(common.DEFAULT_DATA))
-    p.add_argument("--work-dir", default=None)
+    common.add_split_arguments(p)
     hidden = {
         "--worker": str,
         "--model-dir": str,
@@ -215,13 +204,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     settings = [(float(t), float(al)) for t in a.temperatures.split(",") for al in a.alphas.split(",")]
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="distillation-", dir=a.work_dir) as tmp:
-        articles = common.read_articles(a.data)
-        train, held = articles[: a.train_articles], articles[a.train_articles :]
-        train = common.first_questions(train, a.max_train) if a.max_train else train
-        held = common.first_questions(held, a.max_eval) if a.max_eval else held
+        train_file, eval_file, n_train, n_eval = common.split_files(a, tmp)
         base = {
-            "train-file": common.write_squad(train, os.path.join(tmp, "train.json")),
-            "eval-file": common.write_squad(held, os.path.join(tmp, "eval.json")),
+            "train-file": train_file,
+            "eval-file": eval_file,
             "cache-dir": os.path.join(tmp, "cache"),  # features (and teacher logits) shared by the runs
             "work-dir": tmp,
         }
@@ -268,7 +254,6 @@ def main(argv: list[str] | None = None) -> dict | None:
         for name, m in mean.items()
         if name.startswith("distilled")
     }
-    n_train, n_eval = common.count_questions(train), common.count_questions(held)
     print(
         f"\nMiniLM-L6 teacher ({a.teacher_epochs} epoch(s)) and students with layers {a.keep_layers} ({a.epochs} "
         f"epoch(s), {a.seeds} paired seed(s)): {n_train} training questions, {n_eval} evaluation questions; "
