@@ -13,6 +13,8 @@ its own process (`common.run_worker`).
 Measured: EM/F1 of every model, the spread of each student's F1 over seeds, training wall time (the whole
 `lightning_qa fit` call), questions/s of `QAPredictor` over the evaluation questions (fp32, after a warm-up),
 and the teacher-logits pass (once for all distilled seeds: the logits are cached) against one student epoch.
+The student's speed-up is taken at the end from teacher and student q/s measured in interleaved rounds in
+one process (`--speed-questions`, medians), not from the per-run figures taken an hour apart.
 Target: distilled mean F1 >= alone mean F1 + 1.5 and above the alone runs' spread; student >= 1.8x the
 teacher's questions/s. Prints a table and one JSON line.
 
@@ -36,6 +38,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -130,6 +133,25 @@ def questions_per_s(model_dir: str, examples: list[dict], a: argparse.Namespace)
     return round(len(questions) / (time.perf_counter() - t), 2)
 
 
+def paired_speed(teacher: str, student: str, eval_file: str, a: argparse.Namespace, rounds: int = 3) -> dict:
+    """Teacher and student q/s interleaved (T S T S ...) in one process after all training, median of each:
+    the per-run figures are taken minutes apart and move with whatever else the machine runs."""
+    examples = read_examples(eval_file)[: a.speed_questions]
+    runs: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(rounds):
+        for name, model_dir in (("teacher", teacher), ("student", student)):
+            runs[name].append(questions_per_s(model_dir, examples, a))
+    median = {name: statistics.median(v) for name, v in runs.items()}
+    return {
+        "questions": len(examples),
+        "rounds": rounds,
+        "teacher_questions_per_s": median["teacher"],
+        "student_questions_per_s": median["student"],
+        "student_speedup": round(median["student"] / median["teacher"], 2),
+        "runs": runs,
+    }
+
+
 def worker(a: argparse.Namespace) -> None:
     work = tempfile.mkdtemp(prefix=f"{a.worker}-{a.seed}-", dir=a.work_dir)
     common.emit(
@@ -149,10 +171,9 @@ def mean_and_spread(rows: list[dict]) -> dict:
     }
 
 
-def verdict(teacher: dict, alone: dict, distilled: dict) -> dict:
+def verdict(alone: dict, distilled: dict, speedup: float) -> dict:
     """The issue's targets, each as a number and a yes/no."""
     gain = round(distilled["f1"] - alone["f1"], 3)
-    speedup = round(alone["questions_per_s"] / teacher["questions_per_s"], 2)
     return {
         "f1_gain": gain,
         "gain_at_least_1.5": gain >= 1.5,
@@ -175,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--keep-layers", default="[0,2,4]", help="the student's layers of the 6-layer MiniLM")
     p.add_argument("--temperatures", default="2.0", help="distillation T (several, comma-separated: a sweep)")
     p.add_argument("--alphas", default="0.5", help="weight of the distillation term (several: a sweep)")
+    p.add_argument(
+        "--speed-questions", type=int, default=1000, help="held-out questions for the paired q/s measurement"
+    )
+    p.add_argument("--save-teacher", help="copy the fine-tuned teacher's hf_model/ here")
     common.add_split_arguments(p)
     hidden = {
         "--worker": str,
@@ -231,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             return result
 
         teacher = run("teacher", 0, **{"run-epochs": a.teacher_epochs})
+        if a.save_teacher:  # a fine-tuned MiniLM for other benchmarks (quantization.py --model)
+            shutil.copytree(teacher["hf_model"], a.save_teacher, dirs_exist_ok=True)
         for seed in range(a.seeds):
             student = {"run-epochs": a.epochs, "student-layers": a.keep_layers}
             run("alone", seed, **student)
@@ -238,6 +265,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                 distilled = {"teacher": teacher["hf_model"], "temperature": temperature, "alpha": alpha}
                 r = run("distilled", seed, **student, **distilled)
                 r |= {"temperature": temperature, "alpha": alpha}
+        alone_model = next(r["hf_model"] for r in results if r["model"] == "alone")
+        print("paired teacher/student questions/s ...", file=sys.stderr, flush=True)
+        speed = paired_speed(teacher["hf_model"], alone_model, eval_file, a)
 
     for r in results:
         r.pop("hf_model", None)
@@ -250,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     first_pass = next(r["teacher_pass_s"] for r in results if r["model"].startswith("distilled"))
     alone_epoch = statistics.mean(r["epoch_s"] for r in groups["alone"])
     checks = {
-        name: verdict(mean["teacher"], mean["alone"], m)
+        name: verdict(mean["alone"], m, speed["student_speedup"])
         for name, m in mean.items()
         if name.startswith("distilled")
     }
@@ -273,6 +303,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         f"teacher-logits pass: {first_pass}s, once for all distilled runs "
         f"(one student epoch alone: {alone_epoch:.1f}s, ratio {first_pass / alone_epoch:.2f})"
     )
+    print(
+        f"paired q/s ({speed['rounds']} interleaved rounds over {speed['questions']} questions, medians): teacher "
+        f"{speed['teacher_questions_per_s']}, student {speed['student_questions_per_s']}"
+    )
     for name, c in checks.items():
         print(
             f"{name}: F1 {c['f1_gain']:+.2f} over alone (target +1.5, alone spread {mean['alone']['f1_spread']:.2f}), "
@@ -293,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "teacher_pass_s": first_pass,
         "student_epoch_s": round(alone_epoch, 1),
         "mean": mean,
+        "paired_speed": speed,
         "targets": checks,
         "runs": results,
         "total_wall_s": round(time.perf_counter() - t0, 1),

@@ -250,8 +250,7 @@ def test_distillation_targets_are_judged_on_means_and_spread():
         "questions_per_s": 21.0,
         "fit_s": 11.0,
     }
-    teacher = {"f1": 70.0, "questions_per_s": 11.0}
-    ok = distillation.verdict(teacher, alone, {"f1": 62.0})
+    ok = distillation.verdict(alone, {"f1": 62.0}, speedup=1.91)
     assert ok == {
         "f1_gain": 1.5,
         "gain_at_least_1.5": True,
@@ -259,7 +258,8 @@ def test_distillation_targets_are_judged_on_means_and_spread():
         "student_speedup": 1.91,
         "speedup_at_least_1.8": True,
     }
-    assert not distillation.verdict(teacher, alone, {"f1": 61.4})["gain_at_least_1.5"]
+    assert not distillation.verdict(alone, {"f1": 61.4}, speedup=1.91)["gain_at_least_1.5"]
+    assert not distillation.verdict(alone, {"f1": 62.0}, speedup=1.79)["speedup_at_least_1.8"]
 
 
 @pytest.mark.slow
@@ -273,6 +273,9 @@ def test_distillation_tiny_run():
     assert all(0 <= r["f1"] <= 100 and r["questions_per_s"] > 0 for r in summary["runs"])
     assert summary["teacher_pass_s"] > 0 and summary["student_epoch_s"] > 0
     assert set(summary["targets"]) == {"distilled T=2 a=0.5"}
+    speed = summary["paired_speed"]
+    assert speed["rounds"] == 3 and len(speed["runs"]["teacher"]) == len(speed["runs"]["student"]) == 3
+    assert speed["student_speedup"] == round(speed["student_questions_per_s"] / speed["teacher_questions_per_s"], 2)
 
 
 @pytest.mark.slow
