@@ -112,22 +112,28 @@ def count_windows(model_dir: str, train_file: str, max_length: int = 384, stride
 
 
 # -- models --------------------------------------------------------------------------------------------
-def save_tokenizer(out_dir: str) -> Any:
-    """Save MiniLM's tokenizer, without the fixed 128-token padding/truncation baked into its file."""
+def save_tokenizer(out_dir: str, input_names: list[str] | None = None) -> Any:
+    """Save MiniLM's tokenizer, without the fixed 128-token padding/truncation baked into its file;
+    `input_names`: the inputs the model takes (the old pipeline passes every one the tokenizer makes)."""
     from lightning_qa.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(minilm_dir())
     tokenizer.save_pretrained(out_dir)
+    if input_names:  # written into the saved config: the attribute alone is not saved
+        config_file = os.path.join(out_dir, "tokenizer_config.json")
+        config = json.loads(Path(config_file).read_text())
+        Path(config_file).write_text(json.dumps(config | {"model_input_names": input_names}, indent=2))
     return tokenizer
 
 
 def build_random_distilbert(out_dir: str, shape: str = "tiny", seed: int = 0) -> str:
-    """A random-weight DistilBERT QA model (tiny, or distilbert-base shaped) with MiniLM's vocabulary."""
+    """A random-weight DistilBERT QA model (tiny, or distilbert-base shaped) with MiniLM's vocabulary; its
+    tokenizer makes only DistilBERT's inputs (no token_type_ids), as distilbert-base-uncased's does."""
     import torch
     from transformers import AutoModelForQuestionAnswering, DistilBertConfig
 
     os.makedirs(out_dir, exist_ok=True)
-    tokenizer = save_tokenizer(out_dir)
+    tokenizer = save_tokenizer(out_dir, ["input_ids", "attention_mask"])
     config = DistilBertConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPES[shape]
     )

@@ -430,10 +430,6 @@ def random_distilbert(work: Path, shape: str = "base") -> str:
     out = work / f"distilbert-{shape}-random"
     if not (out / "model.safetensors").exists():
         common.build_random_distilbert(str(out), shape, seed=0)
-        config_file = out / "tokenizer_config.json"
-        config = json.loads(config_file.read_text())
-        config["model_input_names"] = ["input_ids", "attention_mask"]
-        config_file.write_text(json.dumps(config, indent=2))
     return str(out)
 
 

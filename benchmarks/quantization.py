@@ -11,6 +11,10 @@ bf16, else fp32). Variants, each run by `QAPredictor` with the model's stored se
 
 Speed: the same `--speed-questions` questions, `--batch-size` windows per forward pass, best of `--repeat`
 passes, questions/s; optional `--speed-shape base` adds a random DistilBERT-base shaped model, speed only.
+The old pipeline (transformers 4.57, its own venv as in `pipeline_parity.py`; `--no-old-pipeline` skips it)
+runs in fp32 at batch 1, 4, 8, 16 and 32 on the same questions: its fastest is the reference of the
+"x old best fp32" column. The export's int8 option is also scored at each batch size of the export's check
+(activation scales are per batch).
 Sizes: the weights file of each variant. Prints the CPU model and its bf16/int8 capabilities, a table and
 one JSON line.
 
@@ -36,7 +40,42 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 from lightning_qa.hardware import cpu_info, cpu_line, native_bf16  # noqa: E402
-from lightning_qa.quantize import score  # noqa: E402
+from lightning_qa.quantize import CHECK_BATCH_SIZES, score  # noqa: E402
+
+
+# onnxruntime int8 variants: the groups kept in float32 (`lightning_qa.quantize`). The first is the export's
+# first option; "everything" is the same with the QA head in int8 too (why the export keeps the head in fp32).
+EXPORT_VARIANT = "int8 (MatMul + embeddings, QA head fp32)"
+INT8_VARIANTS = {
+    EXPORT_VARIANT: ("qa_outputs",),
+    "int8 (everything)": (),
+    "int8 (MatMul only, QA head fp32)": ("qa_outputs", "embeddings"),
+}
+OLD_BATCH_SIZES = [1, 4, 8, 16, 32]
+OLD_VARIANT = "old pipeline fp32, its best batch"
+
+
+def old_pipeline_best(model_dir: str, examples: list[dict], a: argparse.Namespace, work: str) -> dict:
+    """transformers 4.57's pipeline("question-answering") in fp32 at each of OLD_BATCH_SIZES over the speed
+    questions (its own venv, `pipeline_parity.ensure_venv`): its fastest batch size, as its users would pick."""
+    import pipeline_parity
+
+    python = pipeline_parity.ensure_venv()
+    out = Path(work, "old")
+    out.mkdir(exist_ok=True)
+    result = pipeline_parity.run_old(
+        python, model_dir, examples, OLD_BATCH_SIZES, 0, "float32", None, out, repeat=a.repeat
+    )
+    q_per_s = {int(b): round(len(examples) / r["seconds"], 2) for b, r in result["runs"].items()}
+    best = max(q_per_s, key=q_per_s.get)
+    return {"q_per_s_by_batch": q_per_s, "best_batch": best, "q_per_s": q_per_s[best]}
+
+
+def hf_dir(path: str) -> str:
+    """A Hugging Face model directory for the old pipeline (a checkpoint is materialized first)."""
+    from lightning_qa import checkpoint as ckpt_io
+
+    return ckpt_io.materialize(path) if os.path.isfile(path) else path
 
 
 def fine_tune(a: argparse.Namespace, work: str, train_file: str) -> str:
@@ -100,7 +139,7 @@ def variants(path: str, work: str) -> dict[str, dict]:
         "torch fp32": {"model": model, "bytes": os.path.getsize(fp32_file)},
         "onnxruntime fp32": {"model": OnnxQAModel(fp32_onnx), "bytes": os.path.getsize(fp32_onnx)},
     }
-    for name, keep in (("int8 (MatMul + embeddings)", ()), ("int8 (MatMul only)", ("embeddings",))):
+    for name, keep in INT8_VARIANTS.items():
         file = os.path.join(work, f"{len(out)}.onnx")
         t = time.perf_counter()
         quantize_onnx(fp32_onnx, file, model, keep)
@@ -153,6 +192,9 @@ def base_shape_speed(a: argparse.Namespace, work: str, examples: list[dict]) -> 
     """Speed only, a random DistilBERT-base shaped model: fp32, bf16, onnxruntime fp32 and int8."""
     model_dir = common.build_random_distilbert(os.path.join(work, "base"), "base")
     rows = []
+    if a.old_pipeline:
+        old = old_pipeline_best(model_dir, examples, a, os.path.join(work, "base"))
+        rows.append({"model": "distilbert-base shape (random)", "variant": OLD_VARIANT, **old})
     for name, v in variants(model_dir, os.path.join(work, "base")).items():
         rows.append(
             {
@@ -175,6 +217,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass, every variant")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--speed-shape", choices=["none", "base"], default="none")
+    p.add_argument(
+        "--old-pipeline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time transformers 4.57's pipeline in fp32 at batch 1-32 (its own venv) on the speed questions",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(common.DEFAULT_DATA))
     p.add_argument("--work-dir", default=None)
@@ -205,13 +253,21 @@ def main(argv: list[str] | None = None) -> dict:
             path = fine_tune(a, work, train_file)
         rows = []
         speed_set = read_examples(speed_file)  # the first held-out questions, whatever --max-eval
+        model_name = "MiniLM-L6 fine-tuned" if not a.smoke else "tiny random"
+        if a.old_pipeline:
+            rows.append({"model": model_name, "variant": OLD_VARIANT, **old_pipeline_best(hf_dir(path), speed_set, a, work)})
+            print(json.dumps(rows[-1]), flush=True)
         for name, v in variants(path, work).items():
             predictor = predictor_for(v, a.batch_size)
             t = time.perf_counter()
             scores = score(predictor, examples, False)
+            if name == f"onnxruntime {EXPORT_VARIANT}":  # int8 answers depend on the batch: the check's sizes
+                scores["f1_by_batch"] = {
+                    b: score(predictor, examples, False, b)["f1"] for b in CHECK_BATCH_SIZES
+                }
             rows.append(
                 {
-                    "model": "MiniLM-L6 fine-tuned" if not a.smoke else "tiny random",
+                    "model": model_name,
                     "variant": name,
                     **scores,
                     "score_s": round(time.perf_counter() - t, 1),
@@ -224,13 +280,19 @@ def main(argv: list[str] | None = None) -> dict:
         if a.speed_shape == "base":
             rows += base_shape_speed(a, work, speed_set)
     fp32 = {r["model"]: r for r in rows if r["variant"] == "torch fp32"}
+    ort = {r["model"]: r for r in rows if r["variant"] == "onnxruntime fp32"}
+    old = {r["model"]: r for r in rows if r["variant"] == OLD_VARIANT}
     for r in rows:
         ref = fp32.get(r["model"])
         if ref and "f1" in r:
             r["f1_drop"] = round(ref["f1"] - r["f1"], 3)
         if ref:
             r["speed_vs_torch_fp32"] = round(r["q_per_s"] / ref["q_per_s"], 2)
-            r["size_vs_fp32"] = round(r["size_mb"] / ref["size_mb"], 3)
+            r["size_vs_fp32"] = round(r["size_mb"] / ref["size_mb"], 3) if "size_mb" in r else None
+        if r["model"] in ort:
+            r["speed_vs_ort_fp32"] = round(r["q_per_s"] / ort[r["model"]]["q_per_s"], 2)
+        if r["model"] in old:
+            r["speed_vs_old_best_fp32"] = round(r["q_per_s"] / old[r["model"]]["q_per_s"], 2)
     print(
         f"\n{len(examples)} held-out questions (accuracy), {len(speed_set)} (speed), batch {a.batch_size} "
         f"windows; CPU {info['cpu']} (AMX {info['amx']}, AVX-512 BF16 {info['avx512_bf16']}, VNNI "
@@ -246,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict:
             ("f1_drop", "F1 drop"),
             ("q_per_s", "questions/s"),
             ("speed_vs_torch_fp32", "x torch fp32"),
+            ("speed_vs_ort_fp32", "x ort fp32"),
+            ("speed_vs_old_best_fp32", "x old best fp32"),
             ("size_mb", "size MB"),
             ("size_vs_fp32", "x fp32 size"),
         ],

@@ -271,6 +271,18 @@ def _int8_section(q: dict[str, Any]) -> list[str]:
         "|---|---|---|",
         f"| float32 | {check['fp32']['exact_match']:.2f} | {check['fp32']['f1']:.2f} |",
         f"| int8 | {check['int8']['exact_match']:.2f} | {check['int8']['f1']:.2f} |",
+    ]
+    by_batch = check.get("int8_by_batch_size", {})  # exports before the per-batch check have none
+    lines += [
+        f"| int8, batch {b} windows | {s['exact_match']:.2f} | {s['f1']:.2f} |" for b, s in by_batch.items()
+    ]
+    if by_batch:
+        lines += [
+            "",
+            "int8 activations are quantized per batch, so its answers depend on which windows share a forward "
+            "pass: the check scores each batch size above and judges the worst (the `int8` row).",
+        ]
+    lines += [
         "",
         "Options tried, in the fixed fallback order (accepted: the last):",
         "",

