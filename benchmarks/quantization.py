@@ -7,7 +7,8 @@ bf16, else fp32). Variants, each run by `QAPredictor` with the model's stored se
 
     torch fp32, torch bf16 (weights in bf16), onnxruntime fp32 (our ONNX export),
     onnxruntime int8 (`lightning_qa.quantize`: MatMul + embeddings, and MatMul only),
-    torch.ao dynamic int8 (Linear layers; deprecated API, measured for comparison)
+    torch.ao dynamic int8 (Linear layers; deprecated API, measured for comparison),
+    torchao int8 dynamic (Linear layers but the QA head, under torch.compile; when torchao is installed)
 
 Speed: the same `--speed-questions` questions, `--batch-size` windows per forward pass, best of `--repeat`
 passes, questions/s; optional `--speed-shape base` adds a random DistilBERT-base shaped model, speed only.
@@ -157,9 +158,37 @@ def variants(path: str, work: str) -> dict[str, dict]:
         int8_file = os.path.join(work, "torch-int8.pt")
         torch.save(dynamic.state_dict(), int8_file)
     out["torch.ao dynamic int8 (Linear)"] = {"model": dynamic, "bytes": os.path.getsize(int8_file)}
+    out |= torchao_variant(model, work)
     for v in out.values():
         v["source"] = source
     return out
+
+
+def torchao_variant(model, work: str) -> dict:
+    """torchao's int8 dynamic activation + int8 weight (Linear layers, the QA head kept float32 as in the
+    export), under `torch.compile(dynamic=True)`: eager it was slower than float32 here (torchao's CPU
+    speed comes from compiled kernels). The first calls compile (scoring runs before timing)."""
+    try:
+        import torch
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        print("torchao not installed (pip install torchao): its row is skipped", flush=True)
+        return {}
+    ao = model_copy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_(ao, Int8DynamicActivationInt8WeightConfig(), filter_fn=_not_the_head)
+    file = os.path.join(work, "torchao-int8.pt")
+    torch.save(ao.state_dict(), file)
+    return {
+        "torchao int8 dynamic (Linear, compiled)": {"model": ao, "compile": True, "bytes": os.path.getsize(file)}
+    }
+
+
+def _not_the_head(module, name: str) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] != "qa_outputs"
 
 
 def model_copy(model):
@@ -172,6 +201,7 @@ def predictor_for(v: dict, batch_size: int):
     from lightning_qa.predictor import QAPredictor
 
     kwargs = {"model": v["model"]} if v.get("model") is not None else {"dtype": v.get("dtype")}
+    kwargs["compile"] = v.get("compile", False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return QAPredictor(v["source"], device="cpu", batch_size=batch_size, **kwargs)
