@@ -61,21 +61,6 @@ CATEGORIES = {  # profiler op name fragments -> category (first match wins)
 }
 
 
-def machine() -> dict:
-    name = next(
-        (x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?"
-    )
-    return {
-        "cpu": name,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "amx": bool(torch.cpu._is_amx_tile_supported()),
-        "avx512_bf16": bool(torch.cpu._is_avx512_bf16_supported()),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
-
-
 def peak_matmul(dtype: torch.dtype, sizes: tuple[int, ...] = (2048, 4096), seconds: float = 3.0) -> float:
     """Best FLOP/s of square matmuls of these sizes, each repeated for about `seconds`."""
     best = 0.0
@@ -193,17 +178,11 @@ def main() -> None:
     )
     parser.add_argument("--work-dir", default=None)
     args = parser.parse_args()
-    from lightning_qa.hardware import cpu_line
+    from lightning_qa.hardware import cpu_info, cpu_line, native_bf16
 
-    print(cpu_line(), flush=True)  # the figures below depend on it
-    info = machine()
-    native_bf16 = info["amx"] or info["avx512_bf16"]
-    precisions = (args.precisions or ("32,bf16" if native_bf16 else "32")).split(",")
-    print(
-        f"{info['cpu']} ({info['cores']} cores, {info['cpu_capability']}, AMX {info['amx']}, AVX-512 BF16 "
-        f"{info['avx512_bf16']}), load average {info['load_average_1min']}",
-        flush=True,
-    )
+    print(f"{cpu_line()}; load average {os.getloadavg()[0]:.2f}", flush=True)  # the figures depend on it
+    info = {**cpu_info(), "load_average_1min": round(os.getloadavg()[0], 2)}
+    precisions = (args.precisions or ("32,bf16" if native_bf16() else "32")).split(",")
     peaks = {
         "32": peak_matmul(torch.float32),
         **({"bf16": peak_matmul(torch.bfloat16)} if "bf16" in precisions else {}),

@@ -138,22 +138,6 @@ def old_readable(hf_model: Path, work: Path) -> Path:
     return out
 
 
-def machine() -> dict:
-    import torch
-
-    name = next(
-        (x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?"
-    )
-    return {
-        "cpu": name,
-        "cores": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "amx": bool(torch.cpu._is_amx_tile_supported()),
-        "avx512_bf16": bool(torch.cpu._is_avx512_bf16_supported()),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -173,7 +157,7 @@ def main() -> None:
     parser.add_argument("--questions", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from lightning_qa.hardware import cpu_line
+    from lightning_qa.hardware import cpu_info, cpu_line
 
     print(cpu_line(), flush=True)  # the figures below depend on it
     if args.worker == "old":
@@ -190,12 +174,8 @@ def main() -> None:
     old_model = old_readable(ckpt.parent / "hf_model", work)
     sides = args.sides.split(",")
     old_python = str(ensure_venv()) if "old" in sides else None
-    info = machine()
-    print(
-        f"{info['cpu']} ({info['cores']} cores, {info['cpu_capability']}, AMX {info['amx']}, AVX-512 BF16 "
-        f"{info['avx512_bf16']}); model {ckpt}; load average {info['load_average_1min']}",
-        flush=True,
-    )
+    info = {**cpu_info(), "load_average_1min": round(os.getloadavg()[0], 2)}
+    print(f"model {ckpt}; load average {info['load_average_1min']}", flush=True)
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         questions = write_questions(Path(args.data), n, work / f"q{n}.jsonl")
