@@ -18,10 +18,11 @@ one process (`--speed-questions`, medians), not from the per-run figures taken a
 Target: distilled mean F1 >= alone mean F1 + 1.5 and above the alone runs' spread; student >= 1.8x the
 teacher's questions/s. Prints a table and one JSON line.
 
-    python benchmarks/distillation.py     # the proof: bf16-mixed, teacher 3 epochs, students 2 epochs,
-                                          # 3 paired seeds; about 2.5 h on the 2-core AMX VM (estimated
-                                          # from accuracy_parity's 730-850 s per MiniLM-L6 epoch; not run)
-    python benchmarks/distillation.py --seeds 2                       # about 2 h
+    python benchmarks/distillation.py     # teacher 3 epochs, students 2 epochs, 3 paired seeds: about 2.5 h
+                                          # on a 2-core AVX-512 BF16 CPU (bf16-mixed: 944 s per teacher
+                                          # epoch, 436 s per student epoch there)
+    python benchmarks/distillation.py --teacher-epochs 2 --epochs 1 --seeds 2   # the run recorded in
+                                          # docs/benchmarks.md: 1 h 15 min
     python benchmarks/distillation.py --precision 32                  # a CPU without native bf16 (longer; not timed)
     python benchmarks/distillation.py --max-train 64 --max-eval 32 --epochs 1 --teacher-epochs 1 --seeds 1
                                           # smoke test (about 5 minutes)
