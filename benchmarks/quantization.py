@@ -8,7 +8,9 @@ bf16, else fp32). Variants, each run by `QAPredictor` with the model's stored se
     torch fp32, torch bf16 (weights in bf16), onnxruntime fp32 (our ONNX export),
     onnxruntime int8 (`lightning_qa.quantize`: MatMul + embeddings, and MatMul only),
     torch.ao dynamic int8 (Linear layers; deprecated API, measured for comparison),
-    torchao int8 dynamic (Linear layers but the QA head, under torch.compile; when torchao is installed)
+    torchao int8 dynamic (Linear layers but the QA head, under torch.compile; only when torchao is installed:
+    `pip install torchao`. Not in the bench extra: once installed, transformers imports it at every
+    `from_pretrained`, which prints load warnings into every run and test)
 
 Speed: the same `--speed-questions` questions, `--batch-size` windows per forward pass, best of `--repeat`
 passes, questions/s; optional `--speed-shape base` adds a random DistilBERT-base shaped model, speed only.

@@ -353,7 +353,7 @@ def test_quantization_smoke_run():
     assert summary["cpu"]["cpu"] and {"amx", "avx512_bf16", "vnni"} <= set(summary["cpu"])
     variants = {r["variant"]: r for r in summary["rows"]}
     scored = {k: v for k, v in variants.items() if k != quantization.OLD_VARIANT}
-    with_torchao = importlib.util.find_spec("torchao") is not None  # the bench extra installs it
+    with_torchao = importlib.util.find_spec("torchao") is not None  # optional: pip install torchao
     assert len(scored) == 7 + with_torchao
     assert all(r["q_per_s"] > 0 and 0 <= r["f1"] <= 100 for r in scored.values())
     if with_torchao:
