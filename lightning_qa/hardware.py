@@ -18,47 +18,48 @@ import torch
 _warned = False
 
 
-def cpu_name() -> str:
-    """The CPU model as the kernel names it ("AMD EPYC 9R14 ..."), else the platform's processor string."""
+def _cpuinfo(key: str) -> str | None:
+    """The first `key` line of /proc/cpuinfo (Linux), else None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU model as the kernel names it ("AMD EPYC 9R14 ..."), else the platform's processor string."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set[str]:
     """The kernel's CPU feature flags (Linux), else an empty set."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set((_cpuinfo("flags") or "").split())
+
+
+def _probe(name: str) -> bool:
+    """One of torch.cpu's private capability probes (False where this torch lacks it)."""
+    return bool(getattr(torch.cpu, name, lambda: False)())
 
 
 def native_bf16() -> bool:
     """True when this CPU computes bf16 in hardware (AMX tiles or AVX-512 BF16)."""
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return _probe("_is_amx_tile_supported") or _probe("_is_avx512_bf16_supported")
 
 
 def cpu_info() -> dict[str, Any]:
     """The CPU model and the capabilities that decide which precision is fastest on it."""
-    flags = cpu_flags()
     return {
         "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
-        "amx": bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()),
-        "avx512_bf16": bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()),
-        "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}),
+        "amx": _probe("_is_amx_tile_supported"),
+        "avx512_bf16": _probe("_is_avx512_bf16_supported"),
+        "vnni": bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"}),
     }
 
 
