@@ -276,6 +276,19 @@ def run_old(
     return _run_worker(python, config, work)
 
 
+def old_readable(hf_model: Path, work: Path) -> Path:
+    """A copy of the exported model that transformers 4.57 can load: transformers 5 names a plain
+    `tokenizer.json` tokenizer class "TokenizersBackend", which 4.x does not know."""
+    out = work / "hf_model_for_4.57"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(hf_model, out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
+
+
 def old_answers(
     python: Path, model_dir: str, questions: list[dict], settings: list[dict], work: Path, batch_size: int
 ) -> list[list]:

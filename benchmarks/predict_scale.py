@@ -123,21 +123,6 @@ def quickstart_checkpoint(work: Path) -> Path:
     return best
 
 
-def old_readable(hf_model: Path, work: Path) -> Path:
-    """A copy of the exported model that transformers 4.57 can load: transformers 5 names a plain
-    `tokenizer.json` tokenizer class "TokenizersBackend", which 4.x does not know."""
-    import shutil
-
-    out = work / "hf_model_for_4.57"
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(hf_model, out)
-    config = json.loads((out / "tokenizer_config.json").read_text())
-    if config.get("tokenizer_class") == "TokenizersBackend":
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    (out / "tokenizer_config.json").write_text(json.dumps(config))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -166,7 +151,7 @@ def main() -> None:
         return predictor_worker(args.model, args.questions, args.out, args.batch_size, args.chunk_size)
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from pipeline_parity import ensure_venv
+    from pipeline_parity import ensure_venv, old_readable
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="predict_scale-"))
     work.mkdir(parents=True, exist_ok=True)
