@@ -272,11 +272,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         "baseline_first_sentence": {k: round(v, 3) for k, v in baseline.items()},
         "mean": mean,
         "runs": results,
-        "total_wall_s": round(time.perf_counter() - t0, 1),
-        "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(summary))
-    return summary
+    return common.print_summary(summary, t0)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,17 @@ def run_worker(argv: list[str], log_file: str | None = None) -> dict:
     return {**json.loads(lines[-1][len(RESULT_PREFIX) :]), "process_wall_s": round(wall, 2)}
 
 
+def print_summary(summary: dict, t0: float) -> dict:
+    """Print the run's JSON line with its whole wall time (since `t0`) and the load it ran under, and
+    return it."""
+    summary |= {
+        "total_wall_s": round(time.perf_counter() - t0, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(summary))
+    return summary
+
+
 def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
     """rows of dicts -> aligned text table; columns are (key, header)."""
     cells = [[h for _, h in columns]] + [[_fmt(r.get(k, "")) for k, _ in columns] for r in rows]

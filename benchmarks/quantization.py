@@ -29,6 +29,7 @@ one JSON line.
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
 import json
 import os
@@ -65,19 +66,23 @@ def old_pipeline_best(model_dir: str, examples: list[dict], a: argparse.Namespac
     python = pipeline_parity.ensure_venv()
     out = Path(work, "old")
     out.mkdir(exist_ok=True)
+    readable = str(pipeline_parity.old_readable(Path(model_dir), out))
     result = pipeline_parity.run_old(
-        python, model_dir, examples, OLD_BATCH_SIZES, 0, "float32", None, out, repeat=a.repeat
+        python, readable, examples, OLD_BATCH_SIZES, 0, "float32", None, out, repeat=a.repeat
     )
     q_per_s = {int(b): round(len(examples) / r["seconds"], 2) for b, r in result["runs"].items()}
     best = max(q_per_s, key=q_per_s.get)
     return {"q_per_s_by_batch": q_per_s, "best_batch": best, "q_per_s": q_per_s[best]}
 
 
-def hf_dir(path: str) -> str:
-    """A Hugging Face model directory for the old pipeline (a checkpoint is materialized first)."""
-    from lightning_qa import checkpoint as ckpt_io
+def model_directory(path: str, work: str) -> str:
+    """`path` as a model directory every variant and the old pipeline load: a checkpoint is exported first
+    (weights, tokenizer, stored settings), once."""
+    if not os.path.isfile(path):
+        return path
+    from lightning_qa.export import export_checkpoint
 
-    return ckpt_io.materialize(path) if os.path.isfile(path) else path
+    return export_checkpoint(path, os.path.join(work, "hf_model"))
 
 
 def fine_tune(a: argparse.Namespace, work: str, train_file: str) -> str:
@@ -106,31 +111,18 @@ def fine_tune(a: argparse.Namespace, work: str, train_file: str) -> str:
     return ckpt
 
 
-def torch_model(path: str):
-    """The float32 Hugging Face model and its directory (a checkpoint is materialized first)."""
-    from lightning_qa import checkpoint as ckpt_io
-
-    if os.path.isfile(path):
-        checkpoint = ckpt_io.load_checkpoint(path)
-        model_dir = ckpt_io.materialize(path)
-        return ckpt_io.build_model(checkpoint, model_dir).eval(), path
-    from transformers import AutoModelForQuestionAnswering
-
-    return AutoModelForQuestionAnswering.from_pretrained(path).eval(), path
-
-
 def variants(path: str, work: str) -> dict[str, dict]:
-    """Each variant: a model for `QAPredictor(path, model=...)` (None: QAPredictor loads it) and its size."""
+    """Each variant of the model directory `path`: a model for `QAPredictor(path, model=...)` (None:
+    QAPredictor loads it) and its size."""
     import torch
+    from transformers import AutoModelForQuestionAnswering
 
     from lightning_qa.onnx_export import OnnxQAModel, export_onnx
     from lightning_qa.quantize import quantize_onnx
     from lightning_qa.tokenization import load_tokenizer
 
-    model, source = torch_model(path)
-    from lightning_qa import checkpoint as ckpt_io
-
-    tokenizer = load_tokenizer(ckpt_io.materialize(path) if os.path.isfile(path) else path)
+    model = AutoModelForQuestionAnswering.from_pretrained(path).eval()
+    tokenizer = load_tokenizer(path)
     fp32_file = os.path.join(work, "fp32.pt")
     torch.save(model.state_dict(), fp32_file)
     onnx_dir = os.path.join(work, "onnx")
@@ -154,14 +146,14 @@ def variants(path: str, work: str) -> dict[str, dict]:
     with warnings.catch_warnings():  # torch.ao.quantization is deprecated (it says so at every call)
         warnings.simplefilter("ignore")
         dynamic = torch.ao.quantization.quantize_dynamic(
-            model_copy(model), {torch.nn.Linear}, dtype=torch.qint8
+            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
         )
         int8_file = os.path.join(work, "torch-int8.pt")
         torch.save(dynamic.state_dict(), int8_file)
     out["torch.ao dynamic int8 (Linear)"] = {"model": dynamic, "bytes": os.path.getsize(int8_file)}
     out |= torchao_variant(model, work)
     for v in out.values():
-        v["source"] = source
+        v["source"] = path
     return out
 
 
@@ -175,7 +167,7 @@ def torchao_variant(model, work: str) -> dict:
     except ImportError:
         print("torchao not installed (pip install torchao): its row is skipped", flush=True)
         return {}
-    ao = model_copy(model)
+    ao = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_(ao, Int8DynamicActivationInt8WeightConfig(), filter_fn=_not_the_head)
@@ -194,12 +186,6 @@ def _not_the_head(module, name: str) -> bool:
     import torch
 
     return isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] != "qa_outputs"
-
-
-def model_copy(model):
-    import copy
-
-    return copy.deepcopy(model)
 
 
 def predictor_for(v: dict, batch_size: int):
@@ -286,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             train_file = common.write_squad(articles[: a.train_articles], os.path.join(work, "train.json"))
             path = fine_tune(a, work, train_file)
+        path = model_directory(path, work)
         rows = []
         speed_set = read_examples(speed_file)  # the first held-out questions, whatever --max-eval
         model_name = "MiniLM-L6 fine-tuned" if not a.smoke else "tiny random"
@@ -294,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
                 {
                     "model": model_name,
                     "variant": OLD_VARIANT,
-                    **old_pipeline_best(hf_dir(path), speed_set, a, work),
+                    **old_pipeline_best(path, speed_set, a, work),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -363,11 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
         "speed_questions": len(speed_set),
         "batch_size": a.batch_size,
         "rows": rows,
-        "total_wall_s": round(time.perf_counter() - t0, 1),
-        "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(summary))
-    return summary
+    return common.print_summary(summary, t0)
 
 
 if __name__ == "__main__":
