@@ -1,7 +1,8 @@
 """Training throughput: our `lightning_qa fit` vs the transformers `Trainer` recipe, on identical settings.
 
 Same model directory (random-weight DistilBERT with MiniLM's uncased vocabulary: `tiny`, or `base` =
-`DistilBertConfig()` defaults, the distilbert-base shape), same training questions (the first `--questions`
+`DistilBertConfig()` defaults, the distilbert-base shape; or `minilm`, the pretrained MiniLM-L6 encoder with a
+seeded QA head, the accuracy benchmark's model), same training questions (the first `--questions`
 of SQuAD v1.1 dev), batch size, optimizer steps, learning rate, weight decay, seed and precision. Variants:
 
     ours                 `lightning_qa fit` (in-process `lightning_qa.cli.main`), padded per batch (multiple of 8)
@@ -16,13 +17,19 @@ scheduler and logging of every step; tokenization and model loading are not time
 the first N steps out, as earlier sessions measured.) samples/s counts the windows of the timed steps,
 tokens/s their non-padding tokens; samples/CPU s divides by the process's CPU time over the same steps (all
 threads), steadier than wall time on a shared machine. Validation is off (`--trainer.limit_val_batches 0`).
+MFU (both sides): non-padding tokens/s x model FLOPs per token (`cpu_limit.flops_per_token`: 6 x non-embedding
+parameters + attention at the pass's mean window length) / this machine's peak matmul FLOP/s in that
+precision (`cpu_limit.peak_matmul`, measured before and after the variants, the higher kept).
+`--rounds N` runs the variants N times interleaved (order reversed every other round): each ratio is the
+median of its per-round ratios, each variant's row its median round (host noise here moves one run by 20%).
 The length-grouped Trainer sorts each megabatch longest first, so a window of steps would time its longest
 batches: only whole passes compare like with like. Needs: `pip install accelerate psutil`.
 
+    python benchmarks/train_throughput.py --model minilm --precision 32 --variants ours+group,reference/dyn+group
     python benchmarks/train_throughput.py --model tiny --precision 32                    # 2,000 questions
     python benchmarks/train_throughput.py --model base --precision 32 --questions 800     # a long pass
     python benchmarks/train_throughput.py --model base --precision bf16                  # native bf16 only
-    (options: --model tiny|base --precision 32|bf16 --questions 2000 --steps N --warmup 0 --batch-size 16)
+    (options: --model tiny|base|minilm --rounds 1 --precision 32|bf16 --questions 2000 --steps N --warmup 0 --batch-size 16)
 
 Prints a table, the ratios ours/reference, and one JSON line.
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +49,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
+import cpu_limit  # noqa: E402
+
+MODELS = [*common.MODEL_SHAPES, "minilm"]
 
 VARIANTS = {  # name: (side, dynamic padding, length grouping)
     "ours": ("ours", True, False),
@@ -110,9 +121,17 @@ def worker(a: argparse.Namespace) -> None:
     common.emit({"variant": a.worker, **result, "peak_rss_mb": common.peak_rss_mb()})
 
 
+def flops_per_token(model_dir: str):
+    """window -> training FLOPs per non-padding token of this model (the same count for both sides)."""
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir)
+    return lambda window: cpu_limit.flops_per_token(model, window, training=True)
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=list(common.MODEL_SHAPES), default="tiny")
+    p.add_argument("--model", choices=MODELS, default="tiny")
     p.add_argument("--precision", choices=["32", "bf16"], default="32")
     p.add_argument("--questions", type=int, default=2000, help="first N questions of the data file")
     p.add_argument(
@@ -132,12 +151,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument(
         "--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS)
     )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="interleaved runs of every variant; medians reported"
+    )
     p.add_argument("--work-dir", default=None, help="where temporary files go (default: the system's)")
     p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from lightning_qa.hardware import cpu_line
+    from lightning_qa.hardware import cpu_info, cpu_line
 
     print(cpu_line(), flush=True)  # the figures below depend on it
     if a.warmup < 0 or (a.steps is not None and a.steps <= a.warmup):
@@ -148,7 +170,12 @@ def main(argv: list[str] | None = None) -> dict | None:
     with tempfile.TemporaryDirectory(prefix="train-throughput-", dir=a.work_dir) as tmp:
         articles = common.first_questions(common.read_articles(a.data), a.questions)
         a.train_file = common.write_squad(articles, os.path.join(tmp, "train.json"))
-        a.model_dir = common.build_random_distilbert(os.path.join(tmp, "model"), a.model, seed=0)
+        model_dir = os.path.join(tmp, "model")
+        a.model_dir = (
+            common.build_pretrained_qa(model_dir)
+            if a.model == "minilm"
+            else common.build_random_distilbert(model_dir, a.model, seed=0)
+        )
         windows = common.count_windows(a.model_dir, a.train_file)
         a.steps = (
             a.steps or windows // a.batch_size
@@ -163,16 +190,29 @@ def main(argv: list[str] | None = None) -> dict | None:
         options = {"model-dir": a.model_dir, "train-file": a.train_file, "work-dir": tmp}
         options |= {k.replace("_", "-"): getattr(a, k) for k in same}
         shared = [str(HERE / "train_throughput.py"), *common.flags(options)]
-        results = {}
-        for name in a.variants.split(","):
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            results[name] = common.run_worker(
-                [*shared, "--worker", name], os.path.join(tmp, f"{name.replace('/', '_')}.log")
-            )
+        dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
+        peak = cpu_limit.peak_matmul(dtype)
+        names, runs = a.variants.split(","), {}
+        for r in range(a.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                print(f"round {r + 1}/{a.rounds}: running {name} ...", file=sys.stderr, flush=True)
+                log = os.path.join(tmp, f"{name.replace('/', '_')}-{r}.log")
+                runs.setdefault(name, []).append(common.run_worker([*shared, "--worker", name], log))
+        peak = max(peak, cpu_limit.peak_matmul(dtype))
+        per_token = flops_per_token(a.model_dir)
+        for name_runs in runs.values():
+            for x in name_runs:
+                window = x["tokens_per_s"] / x["samples_per_s"]  # mean non-padding tokens per window
+                x["mfu"] = round(x["tokens_per_s"] * per_token(window) / peak, 3)
 
-    pairs = {k: (results[x], results[y]) for k, (x, y) in RATIOS.items() if x in results and y in results}
-    ratios = {k: round(x["samples_per_s"] / y["samples_per_s"], 3) for k, (x, y) in pairs.items()}
-    cpu_ratios = {k: round(x["samples_per_cpu_s"] / y["samples_per_cpu_s"], 3) for k, (x, y) in pairs.items()}
+    def median_ratio(x: str, y: str, key: str) -> float:
+        return round(statistics.median(p[key] / q[key] for p, q in zip(runs[x], runs[y], strict=True)), 3)
+
+    results = {n: sorted(rs, key=lambda x: x["samples_per_s"])[len(rs) // 2] for n, rs in runs.items()}
+    pairs = {k: (x, y) for k, (x, y) in RATIOS.items() if x in runs and y in runs}
+    ratios = {k: median_ratio(x, y, "samples_per_s") for k, (x, y) in pairs.items()}
+    cpu_ratios = {k: median_ratio(x, y, "samples_per_cpu_s") for k, (x, y) in pairs.items()}
+    mfu_ratios = {k: median_ratio(x, y, "mfu") for k, (x, y) in pairs.items()}
     rows = [
         {
             "variant": n,
@@ -192,7 +232,9 @@ def main(argv: list[str] | None = None) -> dict | None:
             if a.warmup
             else "(the whole run timed, data loading included), "
         )
-        + f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
+        + f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}, "
+        + f"peak matmul {peak / 1e9:.1f} GFLOP/s ({a.precision}), "
+        + (f"median of {a.rounds} interleaved rounds" if a.rounds > 1 else "one round")
     )
     common.print_table(
         rows,
@@ -206,14 +248,16 @@ def main(argv: list[str] | None = None) -> dict | None:
             ("padded_tokens_per_s", "tokens/s (padded)"),
             ("padding_pct", "padding %"),
             ("timed_s", "timed s"),
+            ("mfu", "MFU"),
             ("peak_rss_mb", "peak RSS MiB"),
             ("process_wall_s", "process wall s"),
         ],
     )
     for k, v in ratios.items():
-        print(f"samples/s {k}: {v:.3f}x (per CPU second: {cpu_ratios[k]:.3f}x)")
+        print(f"samples/s {k}: {v:.3f}x (per CPU second: {cpu_ratios[k]:.3f}x; MFU {mfu_ratios[k]:.3f}x)")
     summary = {
         "benchmark": "train_throughput",
+        **cpu_info(),
         "model": a.model,
         "precision": a.precision,
         "questions": common.count_questions(articles),
@@ -221,11 +265,15 @@ def main(argv: list[str] | None = None) -> dict | None:
         "steps": a.steps,
         "warmup": a.warmup,
         "batch_size": a.batch_size,
+        "rounds": a.rounds,
+        "peak_gflops": round(peak / 1e9, 1),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "results": results,
+        "all_rounds": runs,
         "ratios": ratios,
         "cpu_ratios": cpu_ratios,
+        "mfu_ratios": mfu_ratios,
     }
     print(json.dumps(summary))
     return summary
