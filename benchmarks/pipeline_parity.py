@@ -22,14 +22,20 @@ Reported:
               they agree; each difference classified as a near-tie (the old answer is our runner-up, with
               a score gap under 1e-6) or listed.
   throughput  questions/s over all the questions at each `--batch-sizes` (windows per forward pass, both sides),
-              the fastest of `--repeat` runs.
-  latency     one question per call, p50/p95 over `--latency-requests` questions (after a warm-up).
+              the fastest of `--repeat` runs; ours at our best and at our default batch size against the old
+              pipeline at its fastest. With `--rounds N` both sides run N times interleaved (the order
+              swapped each round): seconds are per-round medians and each ratio the median of its
+              per-round ratios (one run on this shared VM varied by 20%).
+  latency     one question per call, p50/p95 over `--latency-requests` questions (after a warm-up), every
+              round's calls pooled; the p50 ratio is the median of the per-round ratios.
   bf16        (finetuned) predictor dtype bf16 against the old pipeline in fp32 and in bf16 (torch_dtype),
-              its agreement with fp32, SQuAD EM/F1 of each, and throughput.
+              its agreement with fp32 and SQuAD EM/F1 at the largest batch size, throughput at every batch
+              size, ours at our best against the old pipeline at its best (bf16 and fp32). One round.
   compile     (`--compile`) QAPredictor(compile=True) at the largest batch size: throughput after the
               first call (which compiles, timed apart), agreement with the old pipeline and with eager.
 
-    python benchmarks/pipeline_parity.py                       # 1,000 questions, both models, bs 1 and 32
+    python benchmarks/pipeline_parity.py                       # 1,000 questions, all models, bs 1-32
+    python benchmarks/pipeline_parity.py --models finetuned --finetuned DIR --rounds 3 --repeat 1
     python benchmarks/pipeline_parity.py --questions 50 --latency-requests 20 --finetune-steps 20  # smoke
     python benchmarks/pipeline_parity.py --models tiny --compile --no-bf16
 
@@ -104,6 +110,7 @@ def worker(config_file: str, out_file: str) -> None:
     result["latency_ms"] = _latency(
         lambda q, c: qa(question=q, context=c, **settings), qs, cs, cfg["latency"]
     )
+    result["latency_p50_ms"] = percentile(result["latency_ms"], 0.5)
     Path(out_file).write_text(json.dumps(result))
 
 
@@ -330,6 +337,7 @@ def run_ours(
     threads: int | None,
     compile: bool = False,
     repeat: int = 3,
+    predictor: Any = None,
 ) -> dict:
     import torch
 
@@ -338,7 +346,7 @@ def run_ours(
     if threads:
         torch.set_num_threads(threads)
     # the old rule and every option spelled out: QAPredictor's own defaults may change, the old pipeline's not
-    predictor = QAPredictor(
+    predictor = predictor or QAPredictor(
         model_dir, device="cpu", dtype=dtype, compile=compile, decoding="pipeline", batch_size=8, **SETTINGS
     )
     qs = [q["question"] for q in questions]
@@ -350,7 +358,56 @@ def run_ours(
     result = _timed_runs(answer, qs, cs, batch_sizes, repeat)
     result["predictor"] = predictor
     result["latency_ms"] = _latency(lambda q, c: predictor(question=q, context=c), qs, cs, latency)
+    result["latency_p50_ms"] = percentile(result["latency_ms"], 0.5)
     return result
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One side's interleaved rounds as one result: the first round's answers, the median seconds per
+    batch size, every round's single-request latencies."""
+    merged = dict(rounds[0])
+    merged["runs"] = {
+        bs: {**run, "seconds": statistics.median(r["runs"][bs]["seconds"] for r in rounds)}
+        for bs, run in rounds[0]["runs"].items()
+    }
+    merged["latency_ms"] = [ms for r in rounds for ms in r["latency_ms"]]
+    return merged
+
+
+def fp32_ratios(
+    name: str, old_rounds: list[dict], ours_rounds: list[dict], old: dict, ours: dict, batch_sizes: list[int]
+) -> dict[str, float]:
+    """ours / old per batch size, ours at our best and at our default against the old pipeline at its
+    fastest batch size (named from the median seconds), and single-request p50 latency (old / ours):
+    each the median of the per-round ratios (the rounds ran interleaved)."""
+
+    def median_ratio(of_round) -> float:
+        return statistics.median(of_round(o, u) for o, u in zip(old_rounds, ours_rounds, strict=True))
+
+    def seconds(result: dict, bs: int) -> float:
+        return result["runs"][str(bs)]["seconds"]
+
+    def best(result: dict) -> float:
+        return min(seconds(result, b) for b in batch_sizes)
+
+    ratios = {
+        f"{name} fp32 batch {bs}": median_ratio(lambda o, u, bs=bs: seconds(o, bs) / seconds(u, bs))
+        for bs in batch_sizes
+    }
+    old_best = min(batch_sizes, key=lambda b: seconds(old, b))
+    ours_best = min(batch_sizes, key=lambda b: seconds(ours, b))
+    ratios[f"{name} fp32 ours best (b{ours_best}) / old best (b{old_best})"] = median_ratio(
+        lambda o, u: best(o) / best(u)
+    )
+    if DEFAULT_BATCH in batch_sizes:
+        ratios[f"{name} fp32 ours default (b{DEFAULT_BATCH}) / old best (b{old_best})"] = median_ratio(
+            lambda o, u: best(o) / seconds(u, DEFAULT_BATCH)
+        )
+    if old["latency_ms"] and ours["latency_ms"]:
+        ratios[f"{name} fp32 1 request p50 latency (old / ours)"] = median_ratio(
+            lambda o, u: o["latency_p50_ms"] / u["latency_p50_ms"]
+        )
+    return ratios
 
 
 # -- comparing ---------------------------------------------------------------------------------------------
@@ -511,6 +568,12 @@ def main() -> None:
         help="windows per forward pass, comma list (the old pipeline is rated at its fastest)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per batch size; the fastest counts")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="fp32 runs of both sides, interleaved (order swapped each round); ratios are per-round medians",
+    )
     parser.add_argument("--latency-requests", type=int, default=200, help="single-question calls timed")
     parser.add_argument(
         "--venv",
@@ -561,6 +624,7 @@ def main() -> None:
         "questions": len(questions),
         "settings": SETTINGS,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "parity": [],
         "speed": [],
         "bf16": [],
@@ -574,22 +638,35 @@ def main() -> None:
             model_dir = args.finetuned or finetuned_minilm(
                 work, Path(args.data), args.finetune_steps, work / "finetune.log"
             )
-        print(f"[{name}] {model_dir}: old pipeline fp32...", flush=True)
-        old = run_old(
-            python,
-            model_dir,
-            questions,
-            batch_sizes,
-            args.latency_requests,
-            "float32",
-            args.threads,
-            work,
-            args.repeat,
-        )
-        print(f"[{name}] QAPredictor fp32...", flush=True)
-        ours = run_ours(
-            model_dir, questions, batch_sizes, args.latency_requests, None, args.threads, repeat=args.repeat
-        )
+        rounds: dict[str, list[dict]] = {"old": [], "ours": []}
+        for r in range(args.rounds):  # interleaved, the order swapped every other round
+            for side in ("old", "ours") if r % 2 == 0 else ("ours", "old"):
+                print(f"[{name}] round {r + 1}/{args.rounds}: {side} fp32...", flush=True)
+                rounds[side].append(
+                    run_old(
+                        python,
+                        model_dir,
+                        questions,
+                        batch_sizes,
+                        args.latency_requests,
+                        "float32",
+                        args.threads,
+                        work,
+                        args.repeat,
+                    )
+                    if side == "old"
+                    else run_ours(
+                        model_dir,
+                        questions,
+                        batch_sizes,
+                        args.latency_requests,
+                        None,
+                        args.threads,
+                        repeat=args.repeat,
+                        predictor=rounds["ours"][0]["predictor"] if rounds["ours"] else None,
+                    )
+                )
+        old, ours = merge_rounds(rounds["old"]), merge_rounds(rounds["ours"])
         summary.setdefault("versions", {"old": old["versions"], "ours": ours["versions"]})
         predictor = ours.pop("predictor")
         for bs in batch_sizes:
@@ -633,28 +710,16 @@ def main() -> None:
                 }
             )
         summary["speed"] += [dict(r) for r in speed_rows if r["model"] == name]
-        for bs in batch_sizes:  # ours / old, questions per second
-            summary.setdefault("ratios", {})[f"{name} fp32 batch {bs}"] = (
-                old["runs"][str(bs)]["seconds"] / ours["runs"][str(bs)]["seconds"]
-            )
-        # honest headlines: the old pipeline at its fastest batch size, ours at our default and at our best
-        seconds = {
-            side: {b: r["runs"][str(b)]["seconds"] for b in batch_sizes}
-            for side, r in (("old", old), ("ours", ours))
-        }
-        old_best = min(batch_sizes, key=seconds["old"].get)
-        ours_best = min(batch_sizes, key=seconds["ours"].get)
-        summary["ratios"][f"{name} fp32 ours best (b{ours_best}) / old best (b{old_best})"] = (
-            seconds["old"][old_best] / seconds["ours"][ours_best]
+        summary.setdefault("ratios", {}).update(
+            fp32_ratios(name, rounds["old"], rounds["ours"], old, ours, batch_sizes)
         )
-        if DEFAULT_BATCH in batch_sizes:
-            summary["ratios"][f"{name} fp32 ours default (b{DEFAULT_BATCH}) / old best (b{old_best})"] = (
-                seconds["old"][old_best] / seconds["ours"][DEFAULT_BATCH]
-            )
-        if old["latency_ms"] and ours["latency_ms"]:
-            summary["ratios"][f"{name} fp32 1 request p50 latency (old / ours)"] = percentile(
-                old["latency_ms"], 0.5
-            ) / percentile(ours["latency_ms"], 0.5)
+        summary.setdefault("rounds", {})[name] = {
+            side: [
+                {"seconds": {b: x["seconds"] for b, x in r["runs"].items()}, "p50_ms": r["latency_p50_ms"]}
+                for r in runs
+            ]
+            for side, runs in rounds.items()
+        }
         details[name] = {"ours": ours["runs"], "old": old["runs"]}
 
         if args.compile:
@@ -689,9 +754,9 @@ def main() -> None:
             bs = max(batch_sizes)
             print(f"[{name}] bf16: old pipeline (torch_dtype bf16), QAPredictor (dtype bf16)...", flush=True)
             old16 = run_old(
-                python, model_dir, questions, [bs], 0, "bfloat16", args.threads, work, args.repeat
+                python, model_dir, questions, batch_sizes, 0, "bfloat16", args.threads, work, args.repeat
             )
-            ours16 = run_ours(model_dir, questions, [bs], 0, "bf16", args.threads, repeat=args.repeat)
+            ours16 = run_ours(model_dir, questions, batch_sizes, 0, "bf16", args.threads, repeat=args.repeat)
             ours16.pop("predictor")
             o32, p32 = old["runs"][str(bs)]["answers"], ours["runs"][str(bs)]["answers"]
             o16, p16 = old16["runs"][str(bs)]["answers"], ours16["runs"][str(bs)]["answers"]
@@ -735,6 +800,29 @@ def main() -> None:
                         "q_per_s": len(questions) / result["runs"][str(bs)]["seconds"],
                     }
                 )
+            # best against best: ours in bf16 at our fastest batch size, the old pipeline at its fastest in
+            # bf16 and in fp32 (every batch size timed on both sides)
+            fastest = {
+                k: min(batch_sizes, key=lambda b, r=r: r["runs"][str(b)]["seconds"])
+                for k, r in (("ours16", ours16), ("old16", old16), ("old", old))
+            }
+            best16 = ours16["runs"][str(fastest["ours16"])]["seconds"]
+            for key, result in (("old16", old16), ("old", old)):
+                label = "old bf16" if key == "old16" else "old fp32"
+                summary["ratios"][
+                    f"{name} bf16 ours best (b{fastest['ours16']}) / {label} best (b{fastest[key]})"
+                ] = result["runs"][str(fastest[key])]["seconds"] / best16
+            for side, result in (("old pipeline", old16), ("QAPredictor", ours16)):
+                for b in batch_sizes:
+                    speed_rows.append(
+                        {
+                            "model": name,
+                            "side": side,
+                            "dtype": "bf16",
+                            "bs": b,
+                            "q_per_s": len(questions) / result["runs"][str(b)]["seconds"],
+                        }
+                    )
             details[name]["bf16"] = {"ours": ours16["runs"], "old": old16["runs"]}
 
     _report(summary, rows, speed_rows, bf16_rows)

@@ -217,13 +217,15 @@ def test_train_throughput_tiny_run(capsys):
 
     summary = train_throughput.main(
         ["--model", "tiny", "--questions", "40", "--steps", "3", "--warmup", "1", "--batch-size", "8"]
+        + ["--rounds", "2"]
     )
     assert set(summary["results"]) == set(train_throughput.VARIANTS)
+    assert all(len(runs) == 2 for runs in summary["all_rounds"].values())
     assert all(
-        r["timed_steps"] == 2 and r["samples_per_s"] > 0 and r["peak_rss_mb"] > 0
+        r["timed_steps"] == 2 and r["samples_per_s"] > 0 and r["peak_rss_mb"] > 0 and 0 < r["mfu"] < 1
         for r in summary["results"].values()
     )
-    assert set(summary["ratios"]) == set(train_throughput.RATIOS)
+    assert set(summary["ratios"]) == set(train_throughput.RATIOS) == set(summary["mfu_ratios"])
 
 
 @pytest.mark.slow
@@ -316,7 +318,8 @@ def test_pipeline_parity_tiny_run(tmp_path):
     script = BENCH / "pipeline_parity.py"
     result = subprocess.run(
         [sys.executable, str(script), "--questions", "40", "--models", "tiny", "--batch-sizes", "1,8"]
-        + ["--repeat", "1", "--latency-requests", "5", "--no-bf16", "--work-dir", str(tmp_path)],
+        + ["--repeat", "1", "--rounds", "2", "--latency-requests", "5", "--no-bf16"]
+        + ["--work-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -325,6 +328,8 @@ def test_pipeline_parity_tiny_run(tmp_path):
     summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
     assert [(run["model"], run["batch_size"]) for run in summary["parity"]] == [("tiny", 1), ("tiny", 8)]
     assert all(run["identical"] == 40 and run["max_score_diff"] < 1e-5 for run in summary["parity"])
+    rounds = summary["rounds"]["tiny"]  # two interleaved rounds per side, each timed at every batch size
+    assert [sorted(r["seconds"]) for r in rounds["old"] + rounds["ours"]] == [["1", "8"]] * 4
     ratios = set(summary["ratios"])
     best = {r for r in ratios if r.startswith("tiny fp32 ours best (b")}  # which batch wins is measured
     default = {r for r in ratios if r.startswith("tiny fp32 ours default (b8) / old best (b")}
