@@ -52,6 +52,7 @@ import common  # noqa: E402
 import cpu_limit  # noqa: E402
 
 MODELS = [*common.MODEL_SHAPES, "minilm"]
+LABELS = {"tiny": "tiny DistilBERT", "base": "DistilBERT-base shape", "minilm": "MiniLM-L6 (pretrained)"}
 
 VARIANTS = {  # name: (side, dynamic padding, length grouping)
     "ours": ("ours", True, False),
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         for n, r in results.items()
     ]
     print(
-        f"\n{a.model} DistilBERT, precision {a.precision}, {common.count_questions(articles)} questions "
+        f"\n{LABELS[a.model]}, precision {a.precision}, {common.count_questions(articles)} questions "
         f"({windows} windows), "
         f"batch {a.batch_size}, {a.steps} steps "
         + (

@@ -237,6 +237,8 @@ def test_accuracy_parity_tiny_run():
     )
     assert {r["side"] for r in summary["runs"]} == {"ours", "reference"}
     assert all(0 <= r["f1"] <= 100 and r["steps"] == summary["steps"] for r in summary["runs"])
+    (reference,) = [r for r in summary["runs"] if r["side"] == "reference"]
+    assert 0 <= reference["f1_same_rule"] <= 100  # its logits decoded by our rule, in its own worker
 
 
 def test_distillation_targets_are_judged_on_means_and_spread():
