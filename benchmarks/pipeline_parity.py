@@ -713,7 +713,7 @@ def main() -> None:
         summary.setdefault("ratios", {}).update(
             fp32_ratios(name, rounds["old"], rounds["ours"], old, ours, batch_sizes)
         )
-        summary.setdefault("rounds", {})[name] = {
+        summary.setdefault("per_round", {})[name] = {
             side: [
                 {"seconds": {b: x["seconds"] for b, x in r["runs"].items()}, "p50_ms": r["latency_p50_ms"]}
                 for r in runs

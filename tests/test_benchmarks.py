@@ -237,8 +237,8 @@ def test_accuracy_parity_tiny_run():
     )
     assert {r["side"] for r in summary["runs"]} == {"ours", "reference"}
     assert all(0 <= r["f1"] <= 100 and r["steps"] == summary["steps"] for r in summary["runs"])
-    (reference,) = [r for r in summary["runs"] if r["side"] == "reference"]
-    assert 0 <= reference["f1_same_rule"] <= 100  # its logits decoded by our rule, in its own worker
+    references = [r for r in summary["runs"] if r["side"] == "reference"]
+    assert references and all(0 <= r["f1_same_rule"] <= 100 for r in references)  # decoded by our rule
 
 
 def test_distillation_targets_are_judged_on_means_and_spread():
@@ -330,7 +330,7 @@ def test_pipeline_parity_tiny_run(tmp_path):
     summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
     assert [(run["model"], run["batch_size"]) for run in summary["parity"]] == [("tiny", 1), ("tiny", 8)]
     assert all(run["identical"] == 40 and run["max_score_diff"] < 1e-5 for run in summary["parity"])
-    rounds = summary["rounds"]["tiny"]  # two interleaved rounds per side, each timed at every batch size
+    rounds = summary["per_round"]["tiny"]  # two interleaved rounds per side, each timed at every batch size
     assert [sorted(r["seconds"]) for r in rounds["old"] + rounds["ours"]] == [["1", "8"]] * 4
     ratios = set(summary["ratios"])
     best = {r for r in ratios if r.startswith("tiny fp32 ours best (b")}  # which batch wins is measured
