@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ from lightning_qa.io import read_examples  # noqa: E402
 from lightning_qa.metrics import squad_v1  # noqa: E402
 
 SAME = ("precision", "learning_rate", "batch_size", "eval_batch_size", "weight_decay", "reference_padding")
-SAME += ("group_by_length",)  # settings passed unchanged to both sides' worker processes
+SAME += ("group_by_length", "eval_every")  # settings passed unchanged to both sides' worker processes
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -81,8 +82,12 @@ def run_ours(a: argparse.Namespace, work: str) -> dict:
         "trainer.limit_val_batches": 0,
         "checkpoint.save_top_k": 0,  # no validation during fit: last.ckpt is the model to validate
     }
+    callbacks = [timer]
+    if a.eval_every:
+        snapshots = {"class_path": "common.Snapshots", "init_args": {"out_dir": work, "every": a.eval_every}}
+        callbacks.append(snapshots)
     t = time.perf_counter()
-    lightning_qa(["fit", *common.flags(shared | fit), f"--trainer.callbacks=[{json.dumps(timer)}]"])
+    lightning_qa(["fit", *common.flags(shared | fit), f"--trainer.callbacks={json.dumps(callbacks)}"])
     fit_s = time.perf_counter() - t
     (ckpt,) = glob.glob(os.path.join(runs, "version_0", "last.ckpt"))
     t = time.perf_counter()
@@ -92,13 +97,30 @@ def run_ours(a: argparse.Namespace, work: str) -> dict:
     eval_s = time.perf_counter() - t
     predictions = json.loads(Path(runs, "version_1", "predictions.json").read_text())
     timing = json.loads(Path(timer_file).read_text())
+    curve = []
+    if a.eval_every:  # score each snapshot with the same `validate`; the last point is the final model
+        golds = {e["id"]: e["answers"]["text"] for e in read_examples(a.eval_file)}
+        *points, last = json.loads(Path(work, "snapshots.json").read_text())
+        for point in points:
+            root = os.path.join(work, f"eval-step{point['step']}")
+            options = {"ckpt_path": point.pop("ckpt"), "data.validation_file": a.eval_file}
+            lightning_qa(["validate", *common.flags(shared | options | {"trainer.default_root_dir": root})])
+            answers = json.loads(Path(root, "version_0", "predictions.json").read_text())
+            curve.append(point | same_rule(squad_v1(golds, answers)))
+        curve.append(last | same_rule(squad_v1(golds, predictions)))
     return {
         "fit_s": round(fit_s, 1),
         "eval_s": round(eval_s, 1),
         "steps": timing["steps"],
         "train_samples_per_s": timing["samples_per_s"],
         "predictions": predictions,
+        "curve": curve,
     }
+
+
+def same_rule(scores: dict) -> dict:
+    """Our scores are already by our rule: name them as the reference's same-rule scores are named."""
+    return {f"{k}_same_rule": round(v, 3) for k, v in scores.items()}
 
 
 def run_reference(a: argparse.Namespace, work: str) -> dict:
@@ -115,19 +137,74 @@ def run_reference(a: argparse.Namespace, work: str) -> dict:
         dynamic_padding=dynamic,
         group_by_length=a.group_by_length,
         timed_warmup=1,
+        snapshot_every=a.eval_every,
         **{k: getattr(a, k) for k in same},
     )
     fit_s = time.perf_counter() - t
-    scores = ref.evaluate(trainer, tokenizer, read_examples(a.eval_file), not dynamic)
+    eval_examples = read_examples(a.eval_file)
+    scores = ref.evaluate(trainer, tokenizer, eval_examples, not dynamic)
+    curve = []
+    if a.eval_every:  # the final model is scored above; then each snapshot's weights by the same code
+        *points, last = stats["snapshots"]
+        for point in points:
+            trainer.model.load_state_dict(point.pop("weights"))
+            curve.append(
+                point | reference_scores(ref.evaluate(trainer, tokenizer, eval_examples, not dynamic))
+            )
+        curve.append(last | reference_scores(scores))
     return {
         "fit_s": round(fit_s, 1),
         "eval_s": scores["eval_s"],
         "steps": stats["steps"],
         "train_samples_per_s": stats["samples_per_s"],
         "predictions": scores["predictions"],
-        # the same logits decoded by our rule: what makes the sides' F1 comparable (see `main`)
-        "exact_match_same_rule": scores["exact_match_our_rule"],
-        "f1_same_rule": scores["f1_our_rule"],
+        **reference_scores(scores),
+        "curve": curve,
+    }
+
+
+def reference_scores(scores: dict) -> dict:
+    """The reference's logits decoded by our rule: what makes the sides' F1 comparable (see `main`)."""
+    return {"exact_match_same_rule": scores["exact_match_our_rule"], "f1_same_rule": scores["f1_our_rule"]}
+
+
+def time_to_accuracy(results: list[dict]) -> dict | None:
+    """Training wall time (tokenizing, model load and scoring left out) until each run's first scored point
+    reaches the reference's mean final F1, both sides decoded by our rule; None where a run never does."""
+    finals = [r["f1_same_rule"] for r in results if r["side"] == "reference"]
+    if not finals:
+        return None
+    target = round(sum(finals) / len(finals), 3)
+    rows = []
+    for r in results:
+        reached = next((c for c in r["curve"] if c["f1_same_rule"] >= target), None)
+        r["time_to_target_s"] = reached["train_s"] if reached else None
+        rows += [{"side": r["side"], "seed": r["seed"], **c} for c in r["curve"]]
+    print(
+        f"\nheld-out F1 (our rule) against training time; target: the reference's mean final F1 {target:.2f}"
+    )
+    common.print_table(
+        rows,
+        [
+            ("side", "side"),
+            ("seed", "seed"),
+            ("step", "step"),
+            ("train_s", "train s"),
+            ("f1_same_rule", "F1"),
+        ],
+    )
+    per_seed = {}
+    for r in results:
+        per_seed.setdefault(r["seed"], {})[r["side"]] = r["time_to_target_s"]
+    ratios = sorted(
+        t["reference"] / t["ours"] for t in per_seed.values() if t.get("ours") and t.get("reference")
+    )
+    for seed, t in sorted(per_seed.items()):
+        print(f"seed {seed}: time to F1 {target:.2f}: " + ", ".join(f"{k} {v} s" for k, v in t.items()))
+    return {
+        "target_f1": target,
+        "per_seed_s": per_seed,
+        "median_ratio": round(statistics.median(ratios), 3) if ratios else None,  # reference time / ours
     }
 
 
@@ -166,6 +243,12 @@ def main(argv: list[str] | None = None) -> dict | None:
         help="both sides: length-grouped batches",
     )
     p.add_argument("--reference-padding", choices=["dynamic", "max_length"], default="dynamic")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="both sides: score the weights every N optimizer steps too, for time-to-accuracy",
+    )
     common.add_split_arguments(p)
     p.add_argument(
         "--sides", default="ours,reference", help="run only these (e.g. to redo one side of a recorded run)"
@@ -259,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             f"(F1 spread over seeds: ours {mean['ours']['f1_spread']:.2f}, reference {mean['reference']['f1_spread']:.2f}); "
             f"each side's own rule: F1 {mean['ours']['f1'] - mean['reference']['f1']:+.2f}"
         )
+    time_to_target = time_to_accuracy(results) if a.eval_every else None
     summary = {
         "benchmark": "accuracy_parity",
         "precision": a.precision,
@@ -274,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "eval_questions": n_eval,
         "baseline_first_sentence": {k: round(v, 3) for k, v in baseline.items()},
         "mean": mean,
+        "time_to_accuracy": time_to_target,
         "runs": results,
     }
     return common.print_summary(summary, t0)

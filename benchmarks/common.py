@@ -207,6 +207,33 @@ class StepTimer(Callback):
             json.dump(result, f)
 
 
+class Snapshots(Callback):
+    """Every `every` optimizer steps a weights-only checkpoint and the training wall time so far, not counting
+    the time spent saving: the points of an accuracy-against-time curve, scored after the run. Writes
+    [{"step", "train_s", "ckpt"}, ..., {"step": last, "train_s"}] as JSON."""
+
+    def __init__(self, out_dir: str, every: int) -> None:
+        self.out_dir, self.every = out_dir, every
+        self.points: list[dict] = []
+        self.t0 = self.paused = 0.0
+        self.last: dict = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now, step = time.perf_counter(), trainer.global_step
+        self.last = {"step": step, "train_s": round(now - self.t0 - self.paused, 2)}
+        if step % self.every == 0 and step < trainer.max_steps:
+            ckpt = os.path.join(self.out_dir, f"step{step}.ckpt")
+            trainer.save_checkpoint(ckpt, weights_only=True)
+            self.points.append({**self.last, "ckpt": ckpt})
+            self.paused += time.perf_counter() - now
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        Path(self.out_dir, "snapshots.json").write_text(json.dumps([*self.points, self.last]))
+
+
 def timing(
     steps: int, warmup: int, t0: Clock | None, t1: Clock | None, samples: int, tokens: int, real: int
 ) -> dict:

@@ -208,6 +208,26 @@ class StepTimer(TrainerCallback):
             self.t1 = now
 
 
+class Snapshots(TrainerCallback):
+    """Every `every` optimizer steps a copy of the weights and the training wall time so far, not counting the
+    copying (as `common.Snapshots` does for ours): the points of an accuracy-against-time curve."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.points, self.last = every, [], {}
+        self.t0 = self.paused = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        now, step = time.perf_counter(), state.global_step
+        self.last = {"step": step, "train_s": round(now - self.t0 - self.paused, 2)}
+        if self.every and step % self.every == 0 and step < state.max_steps:
+            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.points.append({**self.last, "weights": weights})
+            self.paused += time.perf_counter() - now
+
+
 def train(
     model_dir: str,
     train_examples: list[dict],
@@ -226,8 +246,10 @@ def train(
     eval_batch_size=32,
     max_length=384,
     stride=128,
+    snapshot_every=0,
 ):
-    """Fine-tune for `steps` optimizer steps; returns (trainer, tokenizer, stats)."""
+    """Fine-tune for `steps` optimizer steps; returns (trainer, tokenizer, stats). With `snapshot_every`,
+    stats["snapshots"] holds the weights and training time every that many steps, and the last step's time."""
     torch.set_float32_matmul_precision("high")  # as `lightning_qa fit` sets it (TF32 on GPUs; no-op on CPUs)
     t_start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -257,10 +279,14 @@ def train(
     collator = CountingCollator(
         DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic_padding else default_data_collator
     )
-    timer = StepTimer(timed_warmup)
+    timer, snapshots = StepTimer(timed_warmup), Snapshots(snapshot_every)
     model = AutoModelForQuestionAnswering.from_pretrained(model_dir)
     trainer = Trainer(
-        model=model, args=args, train_dataset=features, data_collator=collator, callbacks=[timer]
+        model=model,
+        args=args,
+        train_dataset=features,
+        data_collator=collator,
+        callbacks=[timer, snapshots],
     )
     t_train = time.perf_counter()
     trainer.train()
@@ -270,6 +296,8 @@ def train(
         timer.steps, timed_warmup, timer.t0, timer.t1, *(sum(b[k] for b in timed) for k in range(3))
     )
     stats.update(features=len(features), prepare_s=round(prep_s, 2), train_s=round(train_s, 2))
+    if snapshot_every:
+        stats["snapshots"] = [*snapshots.points, snapshots.last]
     trainer.data_collator = collator.inner
     return trainer, tokenizer, stats
 

