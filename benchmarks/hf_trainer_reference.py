@@ -247,6 +247,7 @@ def train(
     max_length=384,
     stride=128,
     snapshot_every=0,
+    torch_compile=False,
 ):
     """Fine-tune for `steps` optimizer steps; returns (trainer, tokenizer, stats). With `snapshot_every`,
     stats["snapshots"] holds the weights and training time every that many steps, and the last step's time."""
@@ -275,6 +276,7 @@ def train(
         report_to="none",
         disable_tqdm=True,
         dataloader_pin_memory=False,
+        torch_compile=torch_compile,
     )
     collator = CountingCollator(
         DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic_padding else default_data_collator

