@@ -133,7 +133,8 @@ def flops_per_token(model_dir: str):
     return lambda window: cpu_limit.flops_per_token(model, window, training=True)
 
 
-def main(argv: list[str] | None = None) -> dict | None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (its own function so tests build their arguments from it, new flags included)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=MODELS, default="tiny")
     p.add_argument("--precision", choices=["32", "bf16"], default="32")
@@ -167,6 +168,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-file", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    p = parser()
     a = p.parse_args(argv)
     from lightning_qa.hardware import cpu_info, cpu_line, native_bf16
 

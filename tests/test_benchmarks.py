@@ -3,7 +3,6 @@
 Run: pytest tests/test_benchmarks.py  (the slow runs: pytest -m slow tests/test_benchmarks.py)
 """
 
-import argparse
 import importlib.util
 import json
 import subprocess
@@ -182,17 +181,10 @@ def test_throughput_command_line_parses(tmp_path, tiny_model_dir, sample_dir, ca
 
     from lightning_qa.cli import main
 
-    a = argparse.Namespace(
-        model_dir=tiny_model_dir,
-        train_file=str(sample_dir / "train.json"),
-        seed=1,
-        learning_rate=5e-5,
-        weight_decay=0.01,
-        batch_size=4,
-        steps=3,
-        precision="bf16",
-        warmup=1,
+    a = train_throughput.parser().parse_args(
+        ["--precision", "bf16", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--seed", "1"]
     )
+    a.model_dir, a.train_file = tiny_model_dir, str(sample_dir / "train.json")
     argv = train_throughput.ours_args(a, True, str(tmp_path), str(tmp_path / "t.json"))
     with pytest.raises(SystemExit) as e:
         main([*argv, "--print_config"])
