@@ -254,8 +254,16 @@ def test_time_to_accuracy_is_the_first_point_at_the_reference_final_f1():
     assert result["target_f1"] == 61.0
     assert result["per_seed_s"] == {0: {"ours": 200.0, "reference": 300.0}}
     assert result["median_ratio"] == 1.5
+    assert result["common"]["target_f1"] == 61.0  # the lowest final F1 of any run
     runs = [run("ours", [40.0, 50.0, 60.0]), run("reference", [50.0, 59.0, 61.0])]
-    assert accuracy_parity.time_to_accuracy(runs)["per_seed_s"][0]["ours"] is None
+    result = accuracy_parity.time_to_accuracy(runs)
+    assert result["per_seed_s"][0]["ours"] is None and result["median_ratio"] is None
+    # every run reaches the common target (ours' final 60.0): both at 300 s
+    assert result["common"] == {
+        "target_f1": 60.0,
+        "per_seed_s": {0: {"ours": 300.0, "reference": 300.0}},
+        "median_ratio": 1.0,
+    }
 
 
 def test_distillation_targets_are_judged_on_means_and_spread():
