@@ -177,9 +177,7 @@ def _times_to(results: list[dict], target: float) -> dict:
     per_seed: dict = {}
     for r in results:
         per_seed.setdefault(r["seed"], {})[r["side"]] = _first_reach(r["curve"], target)
-    ratios = sorted(
-        t["reference"] / t["ours"] for t in per_seed.values() if t.get("ours") and t.get("reference")
-    )
+    ratios = [t["reference"] / t["ours"] for t in per_seed.values() if t.get("ours") and t.get("reference")]
     for seed, t in sorted(per_seed.items()):
         print(f"seed {seed}: time to F1 {target:.2f}: " + ", ".join(f"{k} {v} s" for k, v in t.items()))
     return {
@@ -200,10 +198,7 @@ def time_to_accuracy(results: list[dict]) -> dict | None:
     if not finals:
         return None
     target = round(sum(finals) / len(finals), 3)
-    rows = []
-    for r in results:
-        r["time_to_target_s"] = _first_reach(r["curve"], target)
-        rows += [{"side": r["side"], "seed": r["seed"], **c} for c in r["curve"]]
+    rows = [{"side": r["side"], "seed": r["seed"], **c} for r in results for c in r["curve"]]
     print(
         f"\nheld-out F1 (our rule) against training time; target: the reference's mean final F1 {target:.2f}"
     )
@@ -218,6 +213,8 @@ def time_to_accuracy(results: list[dict]) -> dict | None:
         ],
     )
     result = _times_to(results, target)
+    for r in results:
+        r["time_to_target_s"] = result["per_seed_s"][r["seed"]][r["side"]]
     result["common"] = _times_to(results, min(r["curve"][-1]["f1_same_rule"] for r in results))
     return result
 
